@@ -1,0 +1,47 @@
+/*
+ * rules.h - the Sieve rule processor (RFC 5228 and extensions).
+ *
+ *   rules_compile   parse a script file once into a compiled form
+ *   rules_compile_buf  the same from memory (name used in messages)
+ *   rules_eval      run it against one record and its raw message
+ *   rules_free      release a compiled script (NULL is a no-op)
+ *
+ * rules_compile() returns NULL on error and writes
+ * "file:line:column: what is wrong" (one line per error, like sievec) into
+ * err.  rules_eval() fills out (a RuleResult from vmingest__rule_result__init,
+ * strings malloc'd per record.h) with actions, topics (fileinto targets),
+ * keep, discard, labels, quarantine, fired_lines; returns 0, or -1 when a
+ * runtime limit was hit (out->error says which, keep is forced to 1 and
+ * no other action is kept, as RFC 5228 2.10.6 asks on error).
+ *
+ * THREADS: a compiled script is immutable; any number of threads may call
+ * rules_eval() on it at once.
+ */
+#ifndef VMI_RULES_H
+#define VMI_RULES_H
+
+#include <stddef.h>
+
+#include "vmingest.pb-c.h"
+
+struct rules;
+
+struct rules_limits {
+	size_t	script_bytes;	/* [rules] script_bytes, default 1 MiB */
+	size_t	nesting;	/* [rules] nesting, default 32 */
+	size_t	actions;	/* [rules] actions, default 64 per message */
+	size_t	string_bytes;	/* [rules] string_bytes, default 64 KiB */
+	size_t	regex_bytes;	/* [rules] regex_bytes: max pattern, default 1 KiB */
+	size_t	match_bytes;	/* [rules] match_bytes: max subject of a match, default 1 MiB */
+};
+
+void	rules_limits_default(struct rules_limits *);
+struct rules *rules_compile(const char *path, const struct rules_limits *,
+	    char *err, size_t errlen);
+struct rules *rules_compile_buf(const char *name, const char *src, size_t len,
+	    const struct rules_limits *, char *err, size_t errlen);
+int	rules_eval(const struct rules *, const Vmingest__Record *rec,
+	    const void *raw, size_t rawlen, Vmingest__RuleResult *out);
+void	rules_free(struct rules *);
+
+#endif
