@@ -1,27 +1,863 @@
-/* normalize.c - placeholder: sha256 and size only, until GMime normalize lands. */
-#include <glib.h>
+/*
+ * normalize.c - raw message bytes in, Vmingest__Record out (GMime 3).
+ *
+ *   normalize_init      g_mime_init() once per process (pthread_once)
+ *   normalize_message   parse one message into a record (see normalize.h)
+ *
+ * Steps: sha256 and size of the raw bytes; a cheap pre-scan of the top
+ * header block (count, size, lines without a colon, 8-bit bytes) that
+ * enforces header_count and header_bytes; GMime parses the (at most
+ * message_bytes) bytes from memory without copying them; then the
+ * envelope fields, every header with its raw value, and the MIME tree.
+ *
+ * PART PATHS follow IMAP (RFC 3501 section 6.4.5).  A message whose body
+ * is not multipart has one entity, path "1".  When the body is
+ * multipart, its children are "1", "2", ...; the multipart container
+ * itself is recorded too, with path "" and depth 0.  A nested multipart
+ * has a number like any part ("2", its children "2.1", "2.2").  A
+ * message/rfc822 part "N" has the encapsulated message's body below it:
+ * a non-multipart body is "N.1"; a multipart body is recorded with path
+ * "N.TEXT" (IMAP's name for that body) and its children are "N.1",
+ * "N.2", ...  depth counts entities from the top (0), so the body of a
+ * message/rfc822 part at depth d has depth d + 1.  encoded_size,
+ * decoded_size and sha256 are set for leaves only.
+ *
+ * TEXT: each text/ANY leaf (a non-MIME body is one) is transfer-decoded
+ * once, converted in full to UTF-8 (U+FFFD for bytes that do not
+ * convert, with a warning), handed whole to ims_parse_part(), and kept
+ * in Part.text up to limits->text_bytes (cut at a character boundary,
+ * text_truncated set).  Attachments named *.msg, *.gse, *.txt, *.ims
+ * that are not text/ANY go to ims_parse_part() too when they look like
+ * text; their Part.text stays empty.
+ *
+ * LIMITS: message_bytes (only that many bytes are parsed; sha256 and
+ * raw_size cover all), header_bytes and header_count (headers past the
+ * limit are not recorded), mime_depth (nothing below it is walked),
+ * part_count (no more parts recorded), text_bytes (text cut).  Breaking
+ * any but text_bytes quarantines the record with a reason naming the
+ * limit; the first reason is kept and each further breach is a warning.
+ *
+ * Error policy: nothing in a message makes this fail; a deviation is a
+ * warning on the record, a breach a quarantine.  Input without header
+ * fields ("no header fields", "empty message") is quarantined and its
+ * bytes recorded as one part "1" (text/plain when they look like text,
+ * so that the IMS parser still sees a bare IMS file).  Allocation
+ * failure is fatal (log_fatal).  So normalize_message() returns 0.
+ *
+ * THREADS: g_mime_init() runs once in normalize_init().  Each call makes
+ * its own parser, parser options (holding its warning callback) and
+ * objects, and shares none; GMime's charset and iconv caches are
+ * thread-safe after init.  The default parser options are never touched.
+ *
+ * SECURITY: the input is hostile mail from anywhere.  It is never
+ * written to; GMime reads it through a non-owning memory stream.  Every
+ * loop is bounded by the input size or a struct limits value, recursion
+ * by mime_depth, and warnings by limits->warnings (record_warn).  Bytes
+ * from the message are only put into warnings escaped (log_escape).
+ */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <glib.h>
+#include <gmime/gmime.h>
+
+#include "ims.h"
+#include "log.h"
+#include "mime_text.h"
 #include "normalize.h"
 #include "record.h"
+
+#define Q_DISP	VMINGEST__DISPOSITION__QUARANTINED
+
+struct norm {
+	const struct limits *l;
+	Vmingest__Record *rec;
+	GMimeParserOptions *opts;
+	guint32	 gmime_seen;	/* GMimeParserWarning codes already recorded */
+	size_t	 nparts;
+	int	 part_limit_hit;
+	int	 depth_limit_hit;
+};
+
+/* What the pre-scan of the top-level header block found. */
+struct hscan {
+	size_t	 count;		/* header fields */
+	size_t	 bytes;		/* bytes of the block incl. the blank line */
+	size_t	 nocolon;	/* lines that are neither field nor folding */
+	size_t	 first_bad;	/* offset of the first such line */
+	int	 eightbit;	/* bytes >= 0x80 seen */
+	int	 leading_ws;	/* block starts with a folded line */
+};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void
+init_gmime(void)
+{
+	g_mime_init();
+}
 
 void
 normalize_init(void)
 {
+	pthread_once(&init_once, init_gmime);
+}
+
+static void *
+xmalloc(size_t n)
+{
+	void	*p = malloc(n ? n : 1);
+
+	if (p == NULL)
+		log_fatal("malloc %zu", n);
+	return p;
+}
+
+static void
+warn(struct norm *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+warn(struct norm *n, const char *fmt, ...)
+{
+	char	 buf[400];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);	/* truncation is harmless */
+	va_end(ap);
+	record_warn(n->rec, n->l->warnings, "%s", buf);
+}
+
+/*
+ * Quarantine with reason; a record already quarantined keeps its first
+ * reason and gets this one as a warning.
+ */
+static void
+quarantine(struct norm *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+quarantine(struct norm *n, const char *fmt, ...)
+{
+	char	 buf[400];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n->rec->disposition != Q_DISP) {
+		n->rec->disposition = Q_DISP;
+		if (n->rec->reason != NULL &&
+		    n->rec->reason != protobuf_c_empty_string)
+			free(n->rec->reason);
+		n->rec->reason = rec_strdup(buf);
+	}
+	record_warn(n->rec, n->l->warnings, "%s", buf);
+}
+
+static const char *
+gmime_warning_name(GMimeParserWarning w)
+{
+	switch (w) {
+	case GMIME_WARN_DUPLICATED_HEADER: return "duplicated header";
+	case GMIME_WARN_DUPLICATED_PARAMETER: return "duplicated parameter";
+	case GMIME_WARN_UNENCODED_8BIT_HEADER: return "8-bit bytes in header";
+	case GMIME_WARN_INVALID_CONTENT_TYPE: return "invalid content type";
+	case GMIME_WARN_INVALID_RFC2047_HEADER_VALUE: return "invalid RFC 2047 header value";
+	case GMIME_WARN_MALFORMED_MULTIPART: return "malformed multipart";
+	case GMIME_WARN_TRUNCATED_MESSAGE: return "truncated message";
+	case GMIME_WARN_MALFORMED_MESSAGE: return "malformed message";
+	case GMIME_CRIT_INVALID_HEADER_NAME: return "invalid header name";
+	case GMIME_CRIT_CONFLICTING_HEADER: return "conflicting header";
+	case GMIME_CRIT_CONFLICTING_PARAMETER: return "conflicting parameter";
+	case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY: return "multipart without boundary";
+	case GMIME_WARN_INVALID_PARAMETER: return "invalid parameter";
+	case GMIME_WARN_INVALID_ADDRESS_LIST: return "invalid address list";
+	case GMIME_CRIT_NESTING_OVERFLOW: return "MIME nesting overflow";
+	case GMIME_WARN_PART_WITHOUT_CONTENT: return "part without content";
+	case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT: return "part without headers or content";
+	}
+	return "unknown parser warning";
+}
+
+/*
+ * GMime parser warning callback: the first warning of each kind becomes
+ * a record warning (a hostile message can raise thousands).
+ */
+static void
+on_gmime_warning(gint64 offset, GMimeParserWarning code, const gchar *item,
+    gpointer arg)
+{
+	struct norm *n = arg;
+	char	 esc[100];
+	guint32	 bit = (unsigned)code < 32 ? 1u << (unsigned)code : 1u << 31;
+
+	if (code == GMIME_CRIT_NESTING_OVERFLOW)
+		quarantine(n, "mime_depth limit exceeded (GMime nesting overflow)");
+	if (n->gmime_seen & bit)
+		return;
+	n->gmime_seen |= bit;
+	if (item != NULL)
+		log_escape(esc, sizeof(esc), item, strnlen(item, 64));
+	if (offset >= 0)
+		warn(n, "%s at offset %lld%s%s", gmime_warning_name(code),
+		    (long long)offset, item ? ": " : "", item ? esc : "");
+	else
+		warn(n, "%s%s%s", gmime_warning_name(code),
+		    item ? ": " : "", item ? esc : "");
+}
+
+/*
+ * Pre-scan the header block at p: count fields and bytes and find the
+ * lines GMime would misread.  Stops at the blank line, at the first
+ * line that is not a header field before any field was seen, or at the
+ * end.  Linear in the header block.
+ */
+static void
+scan_headers(const char *p, size_t len, struct hscan *h)
+{
+	size_t	 off = 0, eol, llen, i;
+	const char *nl;
+
+	memset(h, 0, sizeof(*h));
+	while (off < len) {
+		nl = memchr(p + off, '\n', len - off);
+		eol = nl != NULL ? (size_t)(nl - p) : len;
+		llen = eol - off;
+		if (llen > 0 && p[eol - 1] == '\r')
+			llen--;
+		if (llen == 0) {
+			h->bytes = (nl != NULL ? eol + 1 : eol);
+			return;
+		}
+		for (i = 0; i < llen; i++)
+			if ((unsigned char)p[off + i] >= 0x80) {
+				h->eightbit = 1;
+				break;
+			}
+		if (p[off] == ' ' || p[off] == '\t') {
+			if (h->count == 0)
+				h->leading_ws = 1;
+		} else {
+			for (i = 0; i < llen; i++) {
+				unsigned char c = (unsigned char)p[off + i];
+
+				if (c == ':' || c < 33 || c > 126)
+					break;
+			}
+			/* obsolete syntax allows blanks before the colon */
+			while (i < llen && i > 0 &&
+			    (p[off + i] == ' ' || p[off + i] == '\t'))
+				i++;
+			if (i > 0 && i < llen && p[off + i] == ':')
+				h->count++;
+			else {
+				if (h->nocolon++ == 0)
+					h->first_bad = off;
+				if (h->count == 0) {
+					/* no header block at all */
+					h->bytes = 0;
+					return;
+				}
+			}
+		}
+		off = nl != NULL ? eol + 1 : len;
+	}
+	h->bytes = off;
+}
+
+/* Copy a header value: drop leading blanks and line breaks (unfold). */
+static void
+unfold_value(const char *v, ProtobufCBinaryData *out)
+{
+	size_t	 len, i, o = 0;
+	char	*d;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	len = strlen(v);
+	d = xmalloc(len + 1);
+	for (i = 0; i < len; i++)
+		if (v[i] != '\n' && !(v[i] == '\r' && v[i + 1] == '\n'))
+			d[o++] = v[i];
+	while (o > 0 && (d[o - 1] == ' ' || d[o - 1] == '\t'))
+		o--;
+	if (o == 0) {
+		free(d);
+		out->data = NULL;
+		out->len = 0;
+		return;
+	}
+	out->data = (uint8_t *)d;
+	out->len = o;
+}
+
+/* Strip blanks and one pair of angle brackets, return a record string. */
+static char *
+strip_angle(const char *s)
+{
+	size_t	 len;
+
+	if (s == NULL)
+		return rec_strdup("");
+	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+		s++;
+	len = strlen(s);
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' ||
+	    s[len - 1] == '\r' || s[len - 1] == '\n'))
+		len--;
+	if (len >= 2 && s[0] == '<' && s[len - 1] == '>') {
+		s++;
+		len -= 2;
+	}
+	return rec_strndup(s, len);
+}
+
+static void
+add_addresses(struct norm *n, InternetAddressList *list,
+    Vmingest__Address ***arr, size_t *narr, int depth)
+{
+	InternetAddress *ia;
+	Vmingest__Address *a;
+	int	 i, cnt;
+
+	if (list == NULL || depth > 2)
+		return;
+	cnt = internet_address_list_length(list);
+	for (i = 0; i < cnt; i++) {
+		/* bounded by header_bytes: every address costs header bytes */
+		ia = internet_address_list_get_address(list, i);
+		if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+			add_addresses(n, internet_address_group_get_members(
+			    INTERNET_ADDRESS_GROUP(ia)), arr, narr, depth + 1);
+			continue;
+		}
+		if (!INTERNET_ADDRESS_IS_MAILBOX(ia))
+			continue;
+		a = xmalloc(sizeof(*a));
+		vmingest__address__init(a);
+		a->name = rec_strdup(internet_address_get_name(ia));
+		a->address = rec_strdup(internet_address_mailbox_get_addr(
+		    INTERNET_ADDRESS_MAILBOX(ia)));
+		rec_push(arr, narr, a);
+	}
+}
+
+static const char *
+first_header(GMimeObject *o, const char *a, const char *b)
+{
+	const char *v = g_mime_object_get_header(o, a);
+
+	if (v == NULL && b != NULL)
+		v = g_mime_object_get_header(o, b);
+	return v;
+}
+
+static void
+fill_envelope(struct norm *n, GMimeMessage *m)
+{
+	Vmingest__Record *r = n->rec;
+	GMimeObject *o = GMIME_OBJECT(m);
+	GMimeReferences *refs;
+	GDateTime *dt;
+	const char *v;
+	int	 i, cnt;
+
+	if ((v = g_mime_message_get_message_id(m)) != NULL)
+		r->message_id = rec_strdup(v);
+	else
+		warn(n, "no Message-ID header");
+	if ((v = g_mime_object_get_header(o, "Date")) != NULL) {
+		while (*v == ' ' || *v == '\t')
+			v++;
+		r->date_raw = rec_strdup(v);
+		if ((dt = g_mime_message_get_date(m)) != NULL)
+			r->date_unix = g_date_time_to_unix(dt);
+		else
+			warn(n, "bad Date header");
+	} else
+		warn(n, "no Date header");
+	if ((v = g_mime_message_get_subject(m)) != NULL)
+		r->subject = rec_strdup(v);
+	add_addresses(n, g_mime_message_get_from(m), &r->from, &r->n_from, 0);
+	add_addresses(n, g_mime_message_get_sender(m), &r->sender,
+	    &r->n_sender, 0);
+	add_addresses(n, g_mime_message_get_reply_to(m), &r->reply_to,
+	    &r->n_reply_to, 0);
+	add_addresses(n, g_mime_message_get_to(m), &r->to, &r->n_to, 0);
+	add_addresses(n, g_mime_message_get_cc(m), &r->cc, &r->n_cc, 0);
+	if (g_mime_object_get_header(o, "From") == NULL)
+		warn(n, "no From header");
+	if ((v = g_mime_object_get_header(o, "In-Reply-To")) != NULL) {
+		refs = g_mime_references_parse(n->opts, v);
+		if (refs != NULL && g_mime_references_length(refs) > 0)
+			r->in_reply_to = rec_strdup(
+			    g_mime_references_get_message_id(refs, 0));
+		else
+			r->in_reply_to = strip_angle(v);
+		if (refs != NULL)
+			g_mime_references_free(refs);
+	}
+	if ((v = g_mime_object_get_header(o, "References")) != NULL &&
+	    (refs = g_mime_references_parse(n->opts, v)) != NULL) {
+		cnt = g_mime_references_length(refs);
+		for (i = 0; i < cnt; i++)
+			rec_push(&r->references, &r->n_references, rec_strdup(
+			    g_mime_references_get_message_id(refs, i)));
+		g_mime_references_free(refs);
+	}
+	if ((v = g_mime_object_get_header(o, "Return-Path")) != NULL)
+		r->return_path = strip_angle(v);
+	if ((v = first_header(o, "Delivered-To", "X-Original-To")) != NULL)
+		r->delivered_to = strip_angle(v);
+}
+
+struct hdr_ref {
+	GMimeHeader *h;
+	gint64	 off;
+	int	 idx;
+};
+
+static int
+hdr_cmp(const void *a, const void *b)
+{
+	const struct hdr_ref *x = a, *y = b;
+
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return x->idx - y->idx;
+}
+
+/*
+ * Record every top-level header in order, within the header limits.
+ * GMime keeps the Content-* fields of the top-level block on the body
+ * entity and the rest on the message, so the two lists are merged back
+ * into stream order by header offset.
+ */
+static void
+fill_headers(struct norm *n, GMimeMessage *m)
+{
+	GMimeHeaderList *hl[2];
+	GMimeObject *root;
+	GMimeHeader *h;
+	Vmingest__Header *rh;
+	struct hdr_ref *refs;
+	const char *raw;
+	size_t	 bytes = 0, total = 0, k = 0, i;
+	int	 j, cnt[2];
+
+	hl[0] = g_mime_object_get_header_list(GMIME_OBJECT(m));
+	root = g_mime_message_get_mime_part(m);
+	hl[1] = root != NULL ? g_mime_object_get_header_list(root) : NULL;
+	for (j = 0; j < 2; j++) {
+		cnt[j] = hl[j] != NULL ? g_mime_header_list_get_count(hl[j]) : 0;
+		if (cnt[j] < 0)
+			cnt[j] = 0;
+		total += (size_t)cnt[j];
+	}
+	refs = xmalloc(total * sizeof(*refs));
+	for (j = 0; j < 2; j++) {
+		int	 x;
+
+		for (x = 0; x < cnt[j]; x++) {
+			refs[k].h = g_mime_header_list_get_header_at(hl[j], x);
+			refs[k].off = g_mime_header_get_offset(refs[k].h);
+			refs[k].idx = (int)k;
+			k++;
+		}
+	}
+	qsort(refs, total, sizeof(*refs), hdr_cmp);
+	for (i = 0; i < total && i < n->l->header_count; i++) {
+		h = refs[i].h;
+		raw = g_mime_header_get_raw_value(h);
+		if (raw == NULL)
+			raw = "";
+		bytes += strlen(g_mime_header_get_name(h)) + 1 + strlen(raw);
+		if (bytes > n->l->header_bytes)
+			break;
+		rh = xmalloc(sizeof(*rh));
+		vmingest__header__init(rh);
+		rh->name = rec_strdup(g_mime_header_get_name(h));
+		unfold_value(raw, &rh->value);
+		rec_push(&n->rec->headers, &n->rec->n_headers, rh);
+	}
+	free(refs);
+}
+
+static char *
+lower_dup(const char *s)
+{
+	char	*d = rec_strdup(s), *p;
+
+	for (p = d; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return d;
+}
+
+static int
+ims_name_ok(const char *fn)
+{
+	static const char *ext[] = { ".msg", ".gse", ".txt", ".ims" };
+	size_t	 len, i;
+
+	if (fn == NULL)
+		return 0;
+	len = strlen(fn);
+	for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++)
+		if (len >= 4 && g_ascii_strcasecmp(fn + len - 4, ext[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+set_sha256(ProtobufCBinaryData *b, const void *p, size_t len)
+{
+	GChecksum *c = g_checksum_new(G_CHECKSUM_SHA256);
+	gsize	 n = 32;
+
+	g_checksum_update(c, p, len);
+	b->data = xmalloc(32);
+	g_checksum_get_digest(c, b->data, &n);
+	b->len = n;
+	g_checksum_free(c);
+}
+
+/*
+ * A leaf: decode once, hash, and for text convert to UTF-8 in full, pass
+ * it to the IMS parser and keep a prefix of it.
+ */
+static void
+walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text)
+{
+	struct mime_buf dec;
+	const char *cs, *te;
+	char	*conv, *u;
+	size_t	 esz, ulen, keep;
+	int	 dflags, cflags, want_ims;
+
+	te = g_mime_object_get_header(GMIME_OBJECT(gp),
+	    "Content-Transfer-Encoding");
+	if (te != NULL) {
+		while (*te == ' ' || *te == '\t')
+			te++;
+		p->transfer_encoding = lower_dup(te);
+		if (g_mime_part_get_content_encoding(gp) ==
+		    GMIME_CONTENT_ENCODING_DEFAULT)
+			warn(n, "part %s: unknown transfer encoding \"%.40s\"",
+			    p->path, p->transfer_encoding);
+	} else
+		p->transfer_encoding = rec_strdup("7bit");
+
+	if (mime_decode_part(gp, &dec, &esz, &dflags) < 0)
+		warn(n, "part %s: content could not be read", p->path);
+	p->encoded_size = esz;
+	p->decoded_size = dec.len;
+	if (dflags & MIME_DEC_TRUNCATED)
+		warn(n, "part %s: truncated base64", p->path);
+	if (dflags & MIME_DEC_NO_BEGIN)
+		warn(n, "part %s: x-uuencode without begin line", p->path);
+	set_sha256(&p->sha256, dec.data, dec.len);
+
+	want_ims = !is_text && ims_name_ok(p->filename) &&
+	    mime_text_ok(dec.data, dec.len);
+	if (!is_text && !want_ims) {
+		free(dec.data);
+		return;
+	}
+	cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(gp),
+	    "charset");
+	conv = mime_to_utf8(cs, dec.data, dec.len, &ulen, &cflags);
+	u = conv != NULL ? conv : dec.data;
+	if (cflags & MIME_CS_UNKNOWN)
+		warn(n, "part %s: unknown charset \"%.40s\", read as UTF-8",
+		    p->path, p->charset);
+	if (cflags & MIME_CS_REPLACED)
+		warn(n, "part %s: invalid %s replaced with U+FFFD", p->path,
+		    (cs == NULL || (cflags & MIME_CS_UNKNOWN)) ? "UTF-8" :
+		    "bytes for charset");
+	if (cflags & MIME_CS_NUL)
+		warn(n, "part %s: NUL bytes dropped from text", p->path);
+
+	ims_parse_part(n->l, n->rec, p->path, u, ulen);
+	if (is_text) {
+		keep = mime_utf8_cut(u, ulen, n->l->text_bytes);
+		if (keep < ulen) {
+			p->text_truncated = 1;
+			warn(n, "part %s: text cut at text_bytes limit %zu "
+			    "(%zu bytes)", p->path, n->l->text_bytes, ulen);
+		}
+		p->text = rec_strndup(u, keep);
+	}
+	free(conv);
+	free(dec.data);
+}
+
+static void walk(struct norm *, GMimeObject *, const char *path,
+    const char *prefix, unsigned depth);
+
+static char *
+child_path(const char *prefix, int i)
+{
+	if (prefix[0] == '\0')
+		return g_strdup_printf("%d", i);
+	return g_strdup_printf("%s.%d", prefix, i);
+}
+
+/*
+ * Record object o as one part at path, then its children (named below
+ * prefix).  Recursion depth is bounded by limits->mime_depth.
+ */
+static void
+walk(struct norm *n, GMimeObject *o, const char *path, const char *prefix,
+    unsigned depth)
+{
+	GMimeContentType *ct;
+	GMimeContentDisposition *cd;
+	GMimeMessage *sub;
+	GMimeObject *root, *child;
+	Vmingest__Part *p;
+	const char *v;
+	char	*mt, *cp, *tp;
+	int	 i, cnt;
+
+	if (n->nparts >= n->l->part_count) {
+		if (!n->part_limit_hit++)
+			quarantine(n, "part_count limit %zu exceeded",
+			    n->l->part_count);
+		return;
+	}
+	n->nparts++;
+	p = xmalloc(sizeof(*p));
+	vmingest__part__init(p);
+	rec_push(&n->rec->parts, &n->rec->n_parts, p);
+	p->path = rec_strdup(path);
+	p->depth = depth;
+	ct = g_mime_object_get_content_type(o);
+	if (ct != NULL && (mt = g_mime_content_type_get_mime_type(ct)) != NULL) {
+		p->content_type = lower_dup(mt);
+		g_free(mt);
+	}
+	if ((v = g_mime_object_get_content_type_parameter(o, "charset")) != NULL)
+		p->charset = lower_dup(v);
+	cd = g_mime_object_get_content_disposition(o);
+	if (cd != NULL && (v = g_mime_content_disposition_get_disposition(cd)) != NULL)
+		p->disposition = lower_dup(v);
+
+	if (GMIME_IS_MULTIPART(o)) {
+		p->is_multipart = 1;
+		if (g_mime_multipart_get_boundary(GMIME_MULTIPART(o)) == NULL)
+			warn(n, "part %s: multipart without boundary",
+			    path[0] ? path : "(top)");
+		cnt = g_mime_multipart_get_count(GMIME_MULTIPART(o));
+		if (cnt == 0)
+			warn(n, "part %s: multipart with no parts",
+			    path[0] ? path : "(top)");
+		if (cnt > 0 && depth + 1 > n->l->mime_depth) {
+			if (!n->depth_limit_hit++)
+				quarantine(n, "mime_depth limit %zu exceeded",
+				    n->l->mime_depth);
+			return;
+		}
+		for (i = 0; i < cnt && n->nparts <= n->l->part_count; i++) {
+			child = g_mime_multipart_get_part(GMIME_MULTIPART(o), i);
+			cp = child_path(prefix, i + 1);
+			walk(n, child, cp, cp, depth + 1);
+			g_free(cp);
+		}
+		return;
+	}
+	if (GMIME_IS_MESSAGE_PART(o)) {
+		p->is_message = 1;
+		sub = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
+		if (sub == NULL || (root = g_mime_message_get_mime_part(sub)) == NULL) {
+			warn(n, "part %s: message/rfc822 without a message", path);
+			return;
+		}
+		if (depth + 1 > n->l->mime_depth) {
+			if (!n->depth_limit_hit++)
+				quarantine(n, "mime_depth limit %zu exceeded",
+				    n->l->mime_depth);
+			return;
+		}
+		if (GMIME_IS_MULTIPART(root)) {
+			tp = g_strdup_printf("%s.TEXT", path);
+			walk(n, root, tp, path, depth + 1);
+		} else {
+			tp = g_strdup_printf("%s.1", path);
+			walk(n, root, tp, tp, depth + 1);
+		}
+		g_free(tp);
+		return;
+	}
+	if (GMIME_IS_PART(o)) {
+		if ((v = g_mime_part_get_filename(GMIME_PART(o))) != NULL)
+			p->filename = rec_strdup(v);
+		walk_leaf(n, GMIME_PART(o), p, ct != NULL &&
+		    g_mime_content_type_is_type(ct, "text", "*"));
+	}
+}
+
+/*
+ * No message structure to trust: record the bytes as one part "1", as
+ * text (and for the IMS parser) when they look like text, else as
+ * application/octet-stream.  Used for input without header fields.
+ */
+static void
+raw_part(struct norm *n, const char *p, size_t len)
+{
+	Vmingest__Part *part;
+	char	*conv;
+	const char *u;
+	size_t	 ulen, keep;
+	int	 cflags;
+
+	if (n->l->part_count == 0)
+		return;
+	n->nparts++;
+	part = xmalloc(sizeof(*part));
+	vmingest__part__init(part);
+	rec_push(&n->rec->parts, &n->rec->n_parts, part);
+	part->path = rec_strdup("1");
+	part->transfer_encoding = rec_strdup("7bit");
+	part->encoded_size = part->decoded_size = len;
+	set_sha256(&part->sha256, p, len);
+	if (!mime_text_ok(p, len)) {
+		part->content_type = rec_strdup("application/octet-stream");
+		return;
+	}
+	part->content_type = rec_strdup("text/plain");
+	conv = mime_to_utf8(NULL, p, len, &ulen, &cflags);
+	u = conv != NULL ? conv : p;
+	if (cflags & MIME_CS_REPLACED)
+		warn(n, "part 1: invalid UTF-8 replaced with U+FFFD");
+	ims_parse_part(n->l, n->rec, "1", u, ulen);
+	keep = mime_utf8_cut(u, ulen, n->l->text_bytes);
+	part->text_truncated = keep < ulen;
+	part->text = rec_strndup(u, keep);
+	free(conv);
+}
+
+/* Skip an mbox "From " line if the data starts with one. */
+static size_t
+skip_mbox_from(struct norm *n, const char *p, size_t len)
+{
+	const char *nl;
+
+	if (len < 5 || memcmp(p, "From ", 5) != 0)
+		return 0;
+	nl = memchr(p, '\n', len);
+	warn(n, "mbox From_ line skipped");
+	return nl != NULL ? (size_t)(nl - p) + 1 : len;
 }
 
 int
 normalize_message(const struct limits *l, const void *raw, size_t len,
     Vmingest__Record *rec)
 {
-	GChecksum *c = g_checksum_new(G_CHECKSUM_SHA256);
-	gsize	 n = 32;
+	struct norm n;
+	struct hscan hs;
+	const char *p = raw;
+	size_t	 plen = len, skip;
+	GByteArray *arr = NULL;
+	GMimeStream *stream = NULL;
+	GMimeParser *parser = NULL;
+	GMimeMessage *msg = NULL;
+	GMimeObject *root;
+	char	 esc[64];
+	int	 rc = 0;
 
-	g_checksum_update(c, raw, len);
-	rec->sha256.data = malloc(32);
-	g_checksum_get_digest(c, rec->sha256.data, &n);
-	rec->sha256.len = n;
-	g_checksum_free(c);
+	normalize_init();
+	memset(&n, 0, sizeof(n));
+	n.l = l;
+	n.rec = rec;
 	rec->raw_size = len;
-	return 0;
+	set_sha256(&rec->sha256, raw, len);
+
+	if (len == 0) {
+		quarantine(&n, "empty message");
+		goto out;
+	}
+	if (plen > l->message_bytes) {
+		quarantine(&n, "message_bytes limit %zu exceeded (%zu bytes)",
+		    l->message_bytes, len);
+		plen = l->message_bytes;
+	}
+	if (plen > G_MAXUINT)	/* GByteArray length is a guint */
+		plen = G_MAXUINT;
+	if (memchr(p, '\0', plen) != NULL)
+		warn(&n, "NUL bytes in message");
+	skip = skip_mbox_from(&n, p, plen);
+	p += skip;
+	plen -= skip;
+
+	scan_headers(p, plen, &hs);
+	if (hs.count == 0) {
+		quarantine(&n, "no header fields");
+		raw_part(&n, p, plen);
+		goto out;
+	} else {
+		if (hs.leading_ws)
+			warn(&n, "header block starts with a folded line");
+		if (hs.nocolon > 0) {
+			log_escape(esc, sizeof(esc), p + hs.first_bad,
+			    strcspn(p + hs.first_bad, "\r\n") < 40 ?
+			    strcspn(p + hs.first_bad, "\r\n") : 40);
+			warn(&n, "%zu header line(s) without colon, first at "
+			    "offset %zu: %s", hs.nocolon, hs.first_bad + skip,
+			    esc);
+		}
+		if (hs.eightbit)
+			warn(&n, "8-bit bytes in headers");
+		if (hs.count > l->header_count)
+			quarantine(&n, "header_count limit %zu exceeded "
+			    "(%zu headers)", l->header_count, hs.count);
+		if (hs.bytes > l->header_bytes)
+			quarantine(&n, "header_bytes limit %zu exceeded "
+			    "(%zu bytes)", l->header_bytes, hs.bytes);
+	}
+
+	/*
+	 * Parse from the caller's bytes without a copy: a GByteArray that
+	 * borrows them, in a memory stream that does not own the array.
+	 * GMime only reads from it.
+	 */
+	arr = g_byte_array_new_take((guint8 *)(uintptr_t)p, plen);
+	stream = g_mime_stream_mem_new_with_byte_array(arr);
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
+	parser = g_mime_parser_new_with_stream(stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	n.opts = g_mime_parser_options_new();
+	g_mime_parser_options_set_warning_callback(n.opts, on_gmime_warning, &n);
+	msg = g_mime_parser_construct_message(parser, n.opts);
+	if (msg == NULL) {
+		/* GMime found no header block it could use */
+		quarantine(&n, "unparseable message");
+		raw_part(&n, p, plen);
+		goto out;
+	}
+	fill_envelope(&n, msg);
+	fill_headers(&n, msg);
+	root = g_mime_message_get_mime_part(msg);
+	if (root != NULL) {
+		if (GMIME_IS_MULTIPART(root))
+			walk(&n, root, "", "", 0);
+		else
+			walk(&n, root, "1", "1", 0);
+	} else
+		warn(&n, "message without a body entity");
+out:
+	ims_finish(l, rec);
+	if (msg != NULL)
+		g_object_unref(msg);
+	if (parser != NULL)
+		g_object_unref(parser);
+	if (stream != NULL)
+		g_object_unref(stream);
+	if (arr != NULL)
+		g_byte_array_free(arr, FALSE);	/* the bytes are the caller's */
+	if (n.opts != NULL)
+		g_mime_parser_options_free(n.opts);
+	return rc;
 }
