@@ -28,7 +28,9 @@
  * in Part.text up to limits->text_bytes (cut at a character boundary,
  * text_truncated set).  Attachments named *.msg, *.gse, *.txt, *.ims
  * that are not text/ANY go to ims_parse_part() too when they look like
- * text; their Part.text stays empty.
+ * text; their Part.text stays empty.  A multipart in which GMime found
+ * no parts (missing or unmatched boundary) keeps its whole body as its
+ * own text, which also goes to ims_parse_part().
  *
  * LIMITS: message_bytes (only that many bytes are parsed; sha256 and
  * raw_size cover all), header_bytes and header_count (headers past the
@@ -594,6 +596,34 @@ walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text)
 	free(dec.data);
 }
 
+/*
+ * A multipart in which GMime found no parts (boundary missing or never
+ * seen) has all its body in the prologue: keep that as the container's
+ * text and show it to the IMS parser rather than lose it.
+ */
+static void
+multipart_prologue(struct norm *n, GMimeMultipart *mp, Vmingest__Part *p)
+{
+	const char *pro = g_mime_multipart_get_prologue(mp);
+	char	*conv;
+	const char *u;
+	size_t	 len, ulen, keep;
+	int	 cflags;
+
+	if (pro == NULL || (len = strlen(pro)) == 0)
+		return;
+	conv = mime_to_utf8(NULL, pro, len, &ulen, &cflags);
+	u = conv != NULL ? conv : pro;
+	if (cflags & MIME_CS_REPLACED)
+		warn(n, "part %s: invalid UTF-8 replaced with U+FFFD",
+		    p->path[0] ? p->path : "(top)");
+	ims_parse_part(n->l, n->rec, p->path, u, ulen);
+	keep = mime_utf8_cut(u, ulen, n->l->text_bytes);
+	p->text_truncated = keep < ulen;
+	p->text = rec_strndup(u, keep);
+	free(conv);
+}
+
 static void walk(struct norm *, GMimeObject *, const char *path,
     const char *prefix, unsigned depth);
 
@@ -641,6 +671,8 @@ walk(struct norm *n, GMimeObject *o, const char *path, const char *prefix,
 	}
 	if ((v = g_mime_object_get_content_type_parameter(o, "charset")) != NULL)
 		p->charset = lower_dup(v);
+	if ((v = g_mime_object_get_content_type_parameter(o, "protocol")) != NULL)
+		p->protocol = rec_strdup(v);	/* as sent */
 	cd = g_mime_object_get_content_disposition(o);
 	if (cd != NULL && (v = g_mime_content_disposition_get_disposition(cd)) != NULL)
 		p->disposition = lower_dup(v);
@@ -651,9 +683,11 @@ walk(struct norm *n, GMimeObject *o, const char *path, const char *prefix,
 			warn(n, "part %s: multipart without boundary",
 			    path[0] ? path : "(top)");
 		cnt = g_mime_multipart_get_count(GMIME_MULTIPART(o));
-		if (cnt == 0)
+		if (cnt == 0) {
 			warn(n, "part %s: multipart with no parts",
 			    path[0] ? path : "(top)");
+			multipart_prologue(n, GMIME_MULTIPART(o), p);
+		}
 		if (cnt > 0 && depth + 1 > n->l->mime_depth) {
 			if (!n->depth_limit_hit++)
 				quarantine(n, "mime_depth limit %zu exceeded",
