@@ -7,6 +7,14 @@
  * dropped.  Defaults follow Postfix where Postfix has one
  * (message_size_limit, header_size_limit, mime_nesting_limit).
  */
+/*
+ * lib/ is on the quote include path, so GCC's <limits.h> chain
+ * (syslimits.h: #include_next <limits.h>) can land here: hand it on to
+ * the system header.
+ */
+#if defined(_GCC_NEXT_LIMITS_H)
+#include_next <limits.h>
+#else
 #ifndef VMI_LIMITS_H
 #define VMI_LIMITS_H
 
@@ -61,3 +69,4 @@ limits_default(struct limits *l)
 }
 
 #endif
+#endif /* _GCC_NEXT_LIMITS_H */

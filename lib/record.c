@@ -140,6 +140,14 @@ rec_utf8ndup(const char *s, size_t len, int *replaced)
 }
 
 void
+rec_set_str(char **field, const char *v)
+{
+	if (*field != NULL && *field != protobuf_c_empty_string)
+		free(*field);
+	*field = rec_strdup(v);
+}
+
+void
 rec_push(void *arrp, size_t *n, void *item)
 {
 	void ***arr = arrp;

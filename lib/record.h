@@ -10,6 +10,8 @@
  *   record_new          allocate and initialise an empty record
  *   record_free         free a record and all it holds (NULL is a no-op)
  *   rec_strdup/ndup     malloc copy, replacing invalid UTF-8 with U+FFFD
+ *   rec_set_str         replace a string field (frees the old unless it is
+ *                       protobuf_c_empty_string)
  *   rec_push            append to a repeated field (T ***arr, size_t *n)
  *   record_warn         append a printf-style warning (bounded count)
  *   record_pack         serialise to a malloc buffer
@@ -36,6 +38,7 @@ char	*rec_strdup(const char *s);
 char	*rec_strndup(const char *s, size_t len);
 /* Like rec_strndup; *replaced is set to 1 when invalid bytes were replaced. */
 char	*rec_utf8ndup(const char *s, size_t len, int *replaced);
+void	 rec_set_str(char **field, const char *v);
 void	 rec_push(void *arrp, size_t *n, void *item);
 void	 record_warn(Vmingest__Record *, size_t max, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));

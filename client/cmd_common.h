@@ -1,0 +1,26 @@
+/*
+ * cmd_common.h - what the CLI's subcommands share.
+ *
+ *   cli_open_store   open the store read-only from --store DIR, -c FILE or
+ *                    the embedded default; prints the error and returns -1
+ *   cli_load_config  load -c FILE (or the default); prints the error, NULL
+ *   cli_parse_u64    strict decimal parse; 0 ok, -1 bad
+ *   cli_print_json   print a json_t as one line and free it
+ */
+#ifndef VMI_CMD_COMMON_H
+#define VMI_CMD_COMMON_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "store.h"
+
+int	cli_open_store(const char *prog, const char *store_dir, const char *cfpath,
+	    struct store **out);
+struct config *cli_load_config(const char *prog, const char *cfpath);
+int	cli_parse_u64(const char *s, uint64_t *out);
+void	cli_print_json(json_t *);
+
+#endif

@@ -1,0 +1,1278 @@
+/*
+ * ingest.c - drain Maildir queues into the durable log, exactly once.
+ *
+ * Threads: this file's loop runs on the main thread and owns every queue
+ * fd, the inotify fd, the in-flight set and the LMDB write transaction.
+ * Worker threads (daemon.workers, default one per CPU) take jobs - "read
+ * queue Q file NAME and run the pipeline" - and hand back results through
+ * a mutex-protected list and an eventfd.  Nothing else is shared.
+ *
+ * The exactly-once protocol, per file:
+ *   1. a worker reads the file (O_NOFOLLOW, regular files only) and builds
+ *      the record (normalize, IMS, rules, topics);
+ *   2. the loop adds the record and the raw bytes to a batch; before that
+ *      it asks the store whether queue/NAME was committed already (a crash
+ *      after commit, before unlink): if so, with the same sha256, no new
+ *      record is made; identical bytes under another name become a
+ *      DUPLICATE record pointing at the first;
+ *   3. the batch commits with fsync (store_wcommit);
+ *   4. only then the file is unlinked (or renamed to cur/NAME:2,S with
+ *      keep = cur) and new/ is fsynced;
+ *   5. the records go to the publisher.
+ * Dying between any two steps leaves either no record and the file in
+ * new/ (redone from 1) or a record and the file (step 2 recognises it).
+ *
+ * Backpressure: at most store.inflight files are read ahead of the
+ * commit, so memory stays flat whatever the backlog; the directory scan
+ * is incremental (readdir resumes where it stopped).
+ *
+ * Map or disk full: the batch aborts, ingestion pauses with the files in
+ * new/, and the commit is retried every few seconds until it fits.
+ *
+ * SECURITY: file names come from the Maildir (any local user who can
+ * write there): they are escaped in logs, never used outside the queue's
+ * directory fds (openat/unlinkat/renameat), and dot files are ignored.
+ */
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "config.h"
+#include "ingest.h"
+#include "log.h"
+#include "pipeline.h"
+#include "record.h"
+#include "rules.h"
+#include "stats.h"
+#include "store.h"
+
+#define RETRY_FULL_MS	2000	/* retry a full store this often */
+#define STATS_EVERY_MS	1000
+
+/* A compiled script shared by the jobs that use it; refcounted by the loop. */
+struct rules_ref {
+	struct rules	*rules;
+	char		*path;
+	unsigned	 refs;
+};
+
+struct job {
+	struct job	*next;
+	size_t		 q;
+	char		*name;
+	int		 dirfd;
+	struct rules_ref *rules;
+	struct limits	 limits;
+	char		 topic[256];
+	char		 queue[65];
+	/* result */
+	uint8_t		*raw;
+	size_t		 len;
+	Vmingest__Record *rec;
+	int		 err;		/* errno of open/read, 0 if read */
+	int		 kind;		/* JOB_* */
+	int64_t		 ctime_us;
+	int		 already;	/* committed before a crash: just remove */
+};
+
+#define JOB_FILE	0
+#define JOB_NOTREG	1	/* symlink or special file: quarantined, removed */
+#define JOB_SKIP	2	/* vanished or unreadable: nothing to do */
+
+struct queue {
+	char		*name;
+	char		*maildir;
+	char		*topic;
+	int		 keep;
+	int		 mdfd, newfd, curfd;
+	int		 wd;
+	DIR		*scan;
+	int		 dirty;
+	int		 touched;	/* new/ changed in this batch: fsync */
+	int		 readable;
+	unsigned	 inflight;
+	struct rules_ref *rules;
+};
+
+struct ingest {
+	struct config	*cf;
+	struct store	*st;
+	struct publisher *pub;
+	struct queue	 q[CONFIG_MAX_QUEUES];
+	size_t		 nq;
+	int		 epfd, infd, sigfd, evfd;
+	GHashTable	*inflight;	/* "q/name" -> job, files read ahead of commit */
+	GHashTable	*ignored;	/* "q/name" -> 1, unreadable until the next rescan */
+	unsigned	 n_inflight;
+
+	/* worker pool */
+	pthread_t	*workers;
+	unsigned	 nworkers;
+	pthread_mutex_t	 wmu;
+	pthread_cond_t	 wcv;
+	struct job	*whead, *wtail;
+	int		 wstop;
+	pthread_mutex_t	 rmu;
+	struct job	*rhead, *rtail;
+	unsigned	 working;	/* dispatched, result not yet taken */
+
+	/* batch */
+	struct job	*bhead, *btail;
+	unsigned	 bn;
+	int64_t		 boldest_us;
+	unsigned	 batch_limit;
+	int		 paused;
+	int64_t		 retry_at_us;
+
+	int		 stopping;
+	int64_t		 next_stats_us;
+	int64_t		 next_rescan_us;
+	void		(*ready_fn)(void *);
+	void		*ready_arg;
+};
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (p == NULL)
+		log_fatal("strdup");
+	return p;
+}
+
+static char *
+inflight_key(size_t q, const char *name)
+{
+	char	*k;
+
+	if (asprintf(&k, "%zu/%s", q, name) == -1)
+		log_fatal("asprintf");
+	return k;
+}
+
+static void
+rules_unref(struct rules_ref *r)
+{
+	if (r == NULL || --r->refs > 0)
+		return;
+	rules_free(r->rules);
+	free(r->path);
+	free(r);
+}
+
+static struct rules_ref *
+rules_load(const char *path, const struct rules_limits *rl, char *err, size_t errlen)
+{
+	struct rules_ref *r;
+	struct rules *c;
+
+	if ((c = rules_compile(path, rl, err, errlen)) == NULL)
+		return NULL;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		log_fatal("calloc");
+	r->rules = c;
+	r->path = xstrdup(path);
+	r->refs = 1;
+	return r;
+}
+
+/* ---- workers ---- */
+
+static int
+read_all(int fd, size_t hint, uint8_t **out, size_t *outlen)
+{
+	size_t	 cap = hint + 1, len = 0;
+	uint8_t	*buf = malloc(cap);
+	ssize_t	 n;
+
+	if (buf == NULL)
+		log_fatal("malloc %zu", cap);
+	for (;;) {
+		if (len == cap) {
+			cap *= 2;
+			if ((buf = realloc(buf, cap)) == NULL)
+				log_fatal("realloc %zu", cap);
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			free(buf);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+static void
+job_run(struct job *j)
+{
+	struct pipeline_in in;
+	struct stat sb;
+	int	 fd;
+
+	j->kind = JOB_FILE;
+	fd = openat(j->dirfd, j->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1) {
+		j->err = errno;
+		if (errno == ELOOP) {
+			j->kind = JOB_NOTREG;
+			if (fstatat(j->dirfd, j->name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+				j->ctime_us = (int64_t)sb.st_ctim.tv_sec * 1000000 +
+				    sb.st_ctim.tv_nsec / 1000;
+		} else
+			j->kind = JOB_SKIP;
+		goto build;
+	}
+	if (fstat(fd, &sb) == -1) {
+		j->err = errno;
+		j->kind = JOB_SKIP;
+		close(fd);
+		return;
+	}
+	j->ctime_us = (int64_t)sb.st_ctim.tv_sec * 1000000 + sb.st_ctim.tv_nsec / 1000;
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		if (S_ISDIR(sb.st_mode)) {
+			j->err = EISDIR;
+			j->kind = JOB_SKIP;
+			return;
+		}
+		j->kind = JOB_NOTREG;
+		goto build;
+	}
+	if (read_all(fd, (size_t)sb.st_size, &j->raw, &j->len) == -1) {
+		j->err = errno;
+		j->kind = JOB_SKIP;
+		close(fd);
+		return;
+	}
+	close(fd);
+
+build:
+	memset(&in, 0, sizeof(in));
+	in.queue = j->queue;
+	in.topic = j->topic;
+	in.rules = j->rules ? j->rules->rules : NULL;
+	in.rules_path = j->rules ? j->rules->path : NULL;
+	in.maildir_name = j->name;
+	in.received_at_us = now_us();
+	in.ctime_us = j->ctime_us;
+	if (j->kind == JOB_NOTREG) {
+		/* a symlink or device node in new/: no bytes to keep, but a
+		 * record says it was there and why it was removed */
+		j->rec = pipeline_run(&j->limits, &in, "", 0);
+		j->rec->disposition = VMINGEST__DISPOSITION__QUARANTINED;
+		rec_set_str(&j->rec->reason, "not a regular file (symlink or "
+		    "special file): removed from new/ unread");
+		while (j->rec->n_topics > 0)
+			vmingest__topic_seq__free_unpacked(
+			    j->rec->topics[--j->rec->n_topics], NULL);
+		return;
+	}
+	j->rec = pipeline_run(&j->limits, &in, j->raw, j->len);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct ingest *ing = arg;
+	struct job *j;
+	uint64_t one = 1;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	for (;;) {
+		pthread_mutex_lock(&ing->wmu);
+		while (ing->whead == NULL && !ing->wstop)
+			pthread_cond_wait(&ing->wcv, &ing->wmu);
+		if (ing->whead == NULL) {
+			pthread_mutex_unlock(&ing->wmu);
+			break;
+		}
+		j = ing->whead;
+		ing->whead = j->next;
+		if (ing->whead == NULL)
+			ing->wtail = NULL;
+		pthread_mutex_unlock(&ing->wmu);
+
+		j->next = NULL;
+		job_run(j);
+
+		pthread_mutex_lock(&ing->rmu);
+		if (ing->rtail)
+			ing->rtail->next = j;
+		else
+			ing->rhead = j;
+		ing->rtail = j;
+		pthread_mutex_unlock(&ing->rmu);
+		if (write(ing->evfd, &one, sizeof(one)) < 0) {
+			/* eventfd counter overflow is impossible here */
+		}
+	}
+	return NULL;
+}
+
+static void
+job_free(struct job *j)
+{
+	rules_unref(j->rules);
+	record_free(j->rec);
+	free(j->raw);
+	free(j->name);
+	free(j);
+}
+
+/* ---- queues ---- */
+
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+	char	 buf[PATH_MAX];
+	char	*p;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -1;
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) == -1 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* Record why a queue cannot be read (why == NULL: it can). */
+static void
+queue_set_error(size_t qi, const char *why)
+{
+	pthread_mutex_lock(&g_stats.mu);
+	g_stats.queues[qi].readable = why == NULL;
+	snprintf(g_stats.queues[qi].error, sizeof(g_stats.queues[qi].error),
+	    "%s", why ? why : "");
+	pthread_mutex_unlock(&g_stats.mu);
+}
+
+static void
+queue_fail(size_t qi, const char *what, const char *path)
+{
+	char	 why[256];
+
+	snprintf(why, sizeof(why), "%s %.200s: %s", what, path, strerror(errno));
+	queue_set_error(qi, why);
+}
+
+/* Open (or reopen) a queue's Maildir; 0 ok, -1 not usable now. */
+static int
+queue_open(struct ingest *ing, size_t qi)
+{
+	struct queue *q = &ing->q[qi];
+	static const char *sub[] = { "tmp", "new", "cur" };
+	char	 p[PATH_MAX];
+	size_t	 i;
+
+	if (q->mdfd != -1)
+		return 0;
+	for (i = 0; i < 3; i++) {
+		if (snprintf(p, sizeof(p), "%s/%s", q->maildir, sub[i]) >= (int)sizeof(p))
+			return -1;
+		if (access(p, F_OK) == -1 && errno == ENOENT) {
+			if (mkdir_p(p, 0770) == -1) {
+				queue_fail(qi, "cannot create", p);
+				log_warn("queue %s: mkdir %s", q->name, p);
+				return -1;
+			}
+			log_notice("queue %s: created %s", q->name, p);
+		}
+	}
+	if ((q->mdfd = open(q->maildir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    (q->newfd = openat(q->mdfd, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    (q->curfd = openat(q->mdfd, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		queue_fail(qi, "cannot open Maildir", q->maildir);
+		log_warn("queue %s: open %s", q->name, q->maildir);
+		if (q->mdfd != -1)
+			close(q->mdfd);
+		if (q->newfd != -1)
+			close(q->newfd);
+		q->mdfd = q->newfd = q->curfd = -1;
+		return -1;
+	}
+	snprintf(p, sizeof(p), "%s/new", q->maildir);
+	q->wd = inotify_add_watch(ing->infd, p, IN_MOVED_TO | IN_CREATE |
+	    IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR);
+	if (q->wd == -1)
+		log_warn("queue %s: inotify %s (rescans only)", q->name, p);
+	q->dirty = 1;
+	queue_set_error(qi, NULL);
+	return 0;
+}
+
+static void
+queue_close(struct ingest *ing, size_t qi)
+{
+	struct queue *q = &ing->q[qi];
+
+	if (q->scan != NULL)
+		closedir(q->scan);
+	q->scan = NULL;
+	if (q->wd != -1)
+		inotify_rm_watch(ing->infd, q->wd);
+	q->wd = -1;
+	if (q->curfd != -1)
+		close(q->curfd);
+	if (q->newfd != -1)
+		close(q->newfd);
+	if (q->mdfd != -1)
+		close(q->mdfd);
+	q->mdfd = q->newfd = q->curfd = -1;
+}
+
+static int
+name_ok(const char *name)
+{
+	return name[0] != '\0' && name[0] != '.' && strlen(name) <= 255;
+}
+
+/* Hand one file to the workers unless it is in flight already. */
+static int
+dispatch(struct ingest *ing, size_t qi, const char *name)
+{
+	struct queue *q = &ing->q[qi];
+	struct job *j;
+	char	*key;
+
+	if (!name_ok(name))
+		return 0;
+	key = inflight_key(qi, name);
+	if (g_hash_table_contains(ing->inflight, key) ||
+	    g_hash_table_contains(ing->ignored, key)) {
+		free(key);
+		return 0;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		log_fatal("calloc");
+	j->q = qi;
+	j->name = xstrdup(name);
+	j->dirfd = q->newfd;
+	j->limits = ing->cf->limits;
+	snprintf(j->topic, sizeof(j->topic), "%s", q->topic);
+	snprintf(j->queue, sizeof(j->queue), "%s", q->name);
+	if ((j->rules = q->rules) != NULL)
+		j->rules->refs++;
+	g_hash_table_insert(ing->inflight, key, j);
+	ing->n_inflight++;
+	q->inflight++;
+	ing->working++;
+
+	pthread_mutex_lock(&ing->wmu);
+	if (ing->wtail)
+		ing->wtail->next = j;
+	else
+		ing->whead = j;
+	ing->wtail = j;
+	pthread_cond_signal(&ing->wcv);
+	pthread_mutex_unlock(&ing->wmu);
+	return 1;
+}
+
+/* Continue the incremental scans while there is room in flight. */
+static void
+scan_step(struct ingest *ing)
+{
+	struct dirent *de;
+	size_t	 qi;
+	int	 fd;
+
+	for (qi = 0; qi < ing->nq; qi++) {
+		struct queue *q = &ing->q[qi];
+
+		if (q->mdfd == -1 && queue_open(ing, qi) == -1)
+			continue;
+		if (q->scan == NULL) {
+			if (!q->dirty)
+				continue;
+			q->dirty = 0;
+			if ((fd = openat(q->newfd, ".", O_RDONLY | O_DIRECTORY |
+			    O_CLOEXEC)) == -1 || (q->scan = fdopendir(fd)) == NULL) {
+				queue_fail(qi, "cannot read new/ of", q->maildir);
+				log_warn("queue %s: scan new/", q->name);
+				if (fd != -1)
+					close(fd);
+				continue;
+			}
+		}
+		while (ing->n_inflight < ing->cf->store.inflight) {
+			errno = 0;
+			if ((de = readdir(q->scan)) == NULL) {
+				if (errno != 0) {
+					queue_fail(qi, "cannot read new/ of",
+					    q->maildir);
+					log_warn("queue %s: readdir", q->name);
+				} else if (!g_stats.queues[qi].readable)
+					queue_set_error(qi, NULL);
+				closedir(q->scan);
+				q->scan = NULL;
+				break;
+			}
+			if (de->d_type == DT_DIR)
+				continue;
+			dispatch(ing, qi, de->d_name);
+		}
+	}
+}
+
+/* ---- commit ---- */
+
+static void
+take_results(struct ingest *ing)
+{
+	struct job *j, *next;
+	uint64_t v;
+
+	if (read(ing->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("eventfd read");
+	pthread_mutex_lock(&ing->rmu);
+	j = ing->rhead;
+	ing->rhead = ing->rtail = NULL;
+	pthread_mutex_unlock(&ing->rmu);
+	for (; j != NULL; j = next) {
+		next = j->next;
+		j->next = NULL;
+		ing->working--;
+		if (ing->btail)
+			ing->btail->next = j;
+		else
+			ing->bhead = j;
+		ing->btail = j;
+		if (ing->bn++ == 0)
+			ing->boldest_us = now_us();
+	}
+}
+
+static void
+job_done(struct ingest *ing, struct job *j)
+{
+	char	*key = inflight_key(j->q, j->name);
+
+	g_hash_table_remove(ing->inflight, key);
+	free(key);
+	ing->n_inflight--;
+	ing->q[j->q].inflight--;
+}
+
+static void
+drop_topics(Vmingest__Record *rec)
+{
+	while (rec->n_topics > 0)
+		vmingest__topic_seq__free_unpacked(rec->topics[--rec->n_topics], NULL);
+}
+
+/* A record too large to store whole: keep identity, reason and raw bytes. */
+static void
+shrink_record(struct job *j)
+{
+	Vmingest__Record *r = record_new(), *o = j->rec;
+
+	r->queue = rec_strdup(o->queue);
+	r->maildir_name = rec_strdup(o->maildir_name);
+	r->topic = rec_strdup(o->topic);
+	r->received_at_us = o->received_at_us;
+	r->ctime_us = o->ctime_us;
+	r->raw_size = o->raw_size;
+	r->sha256 = o->sha256;
+	o->sha256.data = NULL;
+	o->sha256.len = 0;
+	r->message_id = rec_strdup(o->message_id);
+	r->subject = rec_strdup(o->subject);
+	r->disposition = VMINGEST__DISPOSITION__QUARANTINED;
+	r->reason = rec_strdup("normalized record exceeds [limits] record_bytes; "
+	    "raw message kept");
+	record_free(o);
+	j->rec = r;
+}
+
+/*
+ * Steps 2-3 of the protocol for the first `n` jobs of the batch.
+ * Returns 0, or the store error (the transaction is then aborted).
+ */
+static int
+commit_jobs(struct ingest *ing, struct job *first, unsigned n)
+{
+	struct store_txn *t;
+	struct job *j;
+	uint8_t	 sha[32];
+	uint64_t seq;
+	unsigned i;
+	int	 rc;
+
+	if ((rc = store_wbegin(ing->st, &t)) != 0)
+		return rc;
+	for (i = 0, j = first; i < n; i++, j = j->next) {
+		j->already = 0;
+		if (j->kind == JOB_SKIP)
+			continue;
+		rc = store_find_name(t, j->queue, j->name, &seq, sha);
+		if (rc == 0 && j->rec->sha256.len == 32 &&
+		    memcmp(sha, j->rec->sha256.data, 32) == 0) {
+			j->already = 1;
+			j->rec->seq = seq;
+			continue;
+		}
+		if (rc != 0 && rc != STORE_E_NOTFOUND)
+			goto fail;
+		if (j->rec->sha256.len == 32 && j->rec->disposition !=
+		    VMINGEST__DISPOSITION__DUPLICATE &&
+		    store_find_sha(t, j->rec->sha256.data, &seq) == 0) {
+			char	 why[64];
+
+			j->rec->disposition = VMINGEST__DISPOSITION__DUPLICATE;
+			j->rec->duplicate_of = seq;
+			snprintf(why, sizeof(why), "same bytes as seq %llu",
+			    (unsigned long long)seq);
+			rec_set_str(&j->rec->reason, why);
+			drop_topics(j->rec);
+		}
+		rc = store_add(t, j->rec, j->raw ? j->raw : (const uint8_t *)"",
+		    j->len, ing->cf->limits.record_bytes);
+		if (rc == STORE_E_TOOBIG) {
+			shrink_record(j);
+			rc = store_add(t, j->rec, j->raw ? j->raw :
+			    (const uint8_t *)"", j->len, 0);
+		}
+		if (rc != 0)
+			goto fail;
+	}
+	return store_wcommit(t);
+fail:
+	store_wabort(t);
+	return rc;
+}
+
+/* Steps 4-5: remove the files, fsync new/, publish, count. */
+static void
+finish_jobs(struct ingest *ing, unsigned n, int64_t t_commit)
+{
+	struct job *j;
+	char	 esc[300], mid[200], dst[300];
+	unsigned i;
+	size_t	 qi;
+
+	for (i = 0; i < n; i++) {
+		j = ing->bhead;
+		ing->bhead = j->next;
+		if (ing->bhead == NULL)
+			ing->btail = NULL;
+		ing->bn--;
+		struct queue *q = &ing->q[j->q];
+
+		log_escape(esc, sizeof(esc), j->name, strlen(j->name));
+		if (j->kind == JOB_SKIP) {
+			if (j->err != ENOENT) {
+				char *key = inflight_key(j->q, j->name);
+
+				errno = j->err;
+				log_warn("queue %s: %s: left in new/ until the "
+				    "next rescan", q->name, esc);
+				g_hash_table_replace(ing->ignored, key, key);
+			}
+			job_done(ing, j);
+			job_free(j);
+			continue;
+		}
+		/* step 4 */
+		if (q->keep == CONFIG_KEEP_CUR && j->kind == JOB_FILE) {
+			if (strstr(j->name, ":2,") != NULL)
+				snprintf(dst, sizeof(dst), "%s", j->name);
+			else
+				snprintf(dst, sizeof(dst), "%s:2,S", j->name);
+			if (renameat(q->newfd, j->name, q->curfd, dst) == -1 &&
+			    errno != ENOENT)
+				log_warn("queue %s: rename %s to cur/", q->name, esc);
+		} else if (unlinkat(q->newfd, j->name, 0) == -1 && errno != ENOENT)
+			log_warn("queue %s: unlink %s", q->name, esc);
+		q->touched = 1;
+
+		if (j->already) {
+			log_info("seq=%llu queue=%s name=%s action=removed "
+			    "reason=already-stored", (unsigned long long)j->rec->seq,
+			    q->name, esc);
+			job_done(ing, j);
+			job_free(j);
+			continue;
+		}
+		log_escape(mid, sizeof(mid), j->rec->message_id,
+		    strlen(j->rec->message_id));
+		log_info("seq=%llu queue=%s topic=%s disposition=%s msgid=<%s> "
+		    "size=%zu name=%s%s%s", (unsigned long long)j->rec->seq,
+		    q->name, j->rec->topic, disposition_name(j->rec->disposition),
+		    mid, j->len, esc, j->rec->reason[0] ? " reason=" : "",
+		    j->rec->reason);
+
+		pthread_mutex_lock(&g_stats.mu);
+		qi = j->q;
+		if (j->rec->disposition < STATS_NDISP)
+			g_stats.queues[qi].messages[j->rec->disposition]++;
+		g_stats.queues[qi].bytes += j->len;
+		g_stats.queues[qi].last_progress_us = t_commit;
+		g_stats.queues[qi].ring[(t_commit / 1000000) % 60]++;
+		if (j->rec->disposition == VMINGEST__DISPOSITION__QUARANTINED)
+			g_stats.quarantined++;
+		if (j->rec->seq > g_stats.last_seq)
+			g_stats.last_seq = j->rec->seq;
+		if (j->ctime_us > 0)
+			stats_hist_add(&g_stats.ingest_latency,
+			    (double)(t_commit - j->ctime_us) / 1e6);
+		pthread_mutex_unlock(&g_stats.mu);
+
+		/* step 5: the publisher takes the record */
+		if (j->rec->disposition == VMINGEST__DISPOSITION__PUBLISHED &&
+		    j->rec->n_topics > 0) {
+			publisher_submit(ing->pub, j->rec);
+			j->rec = NULL;
+		}
+		job_done(ing, j);
+		job_free(j);
+	}
+	for (qi = 0; qi < ing->nq; qi++) {
+		if (!ing->q[qi].touched)
+			continue;
+		ing->q[qi].touched = 0;
+		if (fsync(ing->q[qi].newfd) == -1)
+			log_warn("queue %s: fsync new/", ing->q[qi].name);
+		if (ing->q[qi].keep == CONFIG_KEEP_CUR && fsync(ing->q[qi].curfd) == -1)
+			log_warn("queue %s: fsync cur/", ing->q[qi].name);
+	}
+}
+
+static void
+set_store_state(int writable, const char *why)
+{
+	pthread_mutex_lock(&g_stats.mu);
+	g_stats.store_writable = writable;
+	snprintf(g_stats.store_error, sizeof(g_stats.store_error), "%s",
+	    why ? why : "");
+	pthread_mutex_unlock(&g_stats.mu);
+}
+
+static void
+commit_batch(struct ingest *ing)
+{
+	int64_t	 t0, t1;
+	unsigned n;
+	int	 rc;
+
+	while (ing->bn > 0) {
+		n = ing->bn < ing->batch_limit ? ing->bn : ing->batch_limit;
+		t0 = now_us();
+		rc = commit_jobs(ing, ing->bhead, n);
+		t1 = now_us();
+		if (rc == STORE_E_FULL || rc == STORE_E_NOSPC) {
+			if (n > 1) {
+				/* store what still fits, one at a time */
+				ing->batch_limit = 1;
+				continue;
+			}
+			if (!ing->paused)
+				log_warnx("ingestion paused: %s; %u file(s) wait in "
+				    "new/, retrying every %d ms", store_strerror(rc),
+				    ing->n_inflight, RETRY_FULL_MS);
+			ing->paused = 1;
+			ing->retry_at_us = t1 + RETRY_FULL_MS * 1000;
+			set_store_state(0, store_strerror(rc));
+			return;
+		}
+		if (rc != 0) {
+			log_warnx("commit failed: %s; retrying", store_strerror(rc));
+			ing->paused = 1;
+			ing->retry_at_us = t1 + RETRY_FULL_MS * 1000;
+			set_store_state(0, store_strerror(rc));
+			return;
+		}
+		if (ing->paused) {
+			log_notice("ingestion resumed: the store has room again");
+			ing->paused = 0;
+		}
+		set_store_state(1, NULL);
+		pthread_mutex_lock(&g_stats.mu);
+		stats_hist_add(&g_stats.commit_seconds, (double)(t1 - t0) / 1e6);
+		pthread_mutex_unlock(&g_stats.mu);
+		finish_jobs(ing, n, t1);
+		if (ing->batch_limit == 1 && ing->bn == 0)
+			ing->batch_limit = ing->cf->store.batch_max;
+	}
+	ing->batch_limit = ing->cf->store.batch_max;
+}
+
+/* ---- periodic work ---- */
+
+static void
+update_stats(struct ingest *ing, int64_t now)
+{
+	struct store_stat ss;
+	struct statvfs vfs;
+	size_t	 qi;
+
+	for (qi = 0; qi < ing->nq; qi++) {
+		struct queue *q = &ing->q[qi];
+		struct queue_stats *qs;
+		uint64_t files = 0, sum = 0;
+		double	 oldest = 0;
+		DIR	*d;
+		struct dirent *de;
+		int	 fd, k;
+
+		/*
+		 * Count new/ and find the oldest file.  Maildir names start
+		 * with the delivery time in seconds, which saves a stat per
+		 * file; names that do not are stat'ed (bounded).
+		 */
+		if (q->newfd != -1 && (fd = openat(q->newfd, ".", O_RDONLY |
+		    O_DIRECTORY | O_CLOEXEC)) != -1 && (d = fdopendir(fd)) != NULL) {
+			long	 minsec = 0;
+			unsigned stats_left = 256;
+
+			while ((de = readdir(d)) != NULL && files < 10000000) {
+				char	*end;
+				long	 sec;
+
+				if (!name_ok(de->d_name) || de->d_type == DT_DIR)
+					continue;
+				files++;
+				sec = strtol(de->d_name, &end, 10);
+				if (end == de->d_name || *end != '.' || sec <= 0) {
+					struct stat sb;
+
+					if (stats_left == 0 || fstatat(q->newfd,
+					    de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == -1)
+						continue;
+					stats_left--;
+					sec = sb.st_ctim.tv_sec;
+				}
+				if (minsec == 0 || sec < minsec)
+					minsec = sec;
+			}
+			closedir(d);
+			if (minsec > 0 && now / 1000000 > minsec)
+				oldest = (double)(now / 1000000 - minsec);
+		}
+		pthread_mutex_lock(&g_stats.mu);
+		qs = &g_stats.queues[qi];
+		qs->backlog_files = files;
+		qs->backlog_oldest_s = oldest;
+		if (files == 0)
+			qs->waiting_since_us = 0;
+		else if (qs->waiting_since_us == 0)
+			qs->waiting_since_us = now;
+		qs->ring[(now / 1000000 + 1) % 60] = 0;
+		for (k = 0; k < 60; k++)
+			sum += qs->ring[k];
+		qs->rate_1m = (double)sum / 60.0;
+		pthread_mutex_unlock(&g_stats.mu);
+	}
+	if (store_stat(ing->st, &ss) == 0) {
+		pthread_mutex_lock(&g_stats.mu);
+		g_stats.map_bytes = ss.map_size;
+		g_stats.used_bytes = ss.used_bytes;
+		g_stats.last_seq = ss.head_seq;
+		pthread_mutex_unlock(&g_stats.mu);
+	}
+	if (statvfs(store_path(ing->st), &vfs) == 0) {
+		pthread_mutex_lock(&g_stats.mu);
+		g_stats.disk_free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+		g_stats.disk_total_bytes = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+		pthread_mutex_unlock(&g_stats.mu);
+	}
+}
+
+static void
+handle_inotify(struct ingest *ing)
+{
+	char	 buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const struct inotify_event *ev;
+	ssize_t	 n;
+	char	*p;
+	size_t	 qi;
+
+	while ((n = read(ing->infd, buf, sizeof(buf))) > 0) {
+		for (p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
+			ev = (const struct inotify_event *)p;
+			if (ev->mask & IN_Q_OVERFLOW) {
+				for (qi = 0; qi < ing->nq; qi++)
+					ing->q[qi].dirty = 1;
+				continue;
+			}
+			for (qi = 0; qi < ing->nq; qi++)
+				if (ing->q[qi].wd == ev->wd)
+					break;
+			if (qi == ing->nq)
+				continue;
+			if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
+				log_warnx("queue %s: %s/new went away; reopening "
+				    "at the next rescan", ing->q[qi].name,
+				    ing->q[qi].maildir);
+				queue_close(ing, qi);
+				errno = ENOENT;
+				queue_fail(qi, "new/ went away in", ing->q[qi].maildir);
+				continue;
+			}
+			if (ev->len == 0 || ing->stopping)
+				continue;
+			/* fast path: the file named by the event, if there is room */
+			if (ing->n_inflight < ing->cf->store.inflight &&
+			    ing->q[qi].newfd != -1)
+				dispatch(ing, qi, ev->name);
+			else
+				ing->q[qi].dirty = 1;
+		}
+	}
+}
+
+static void
+reload(struct ingest *ing)
+{
+	struct config *ncf;
+	char	 err[1024];
+	size_t	 qi;
+
+	pthread_mutex_lock(&g_stats.mu);
+	g_stats.reloads++;
+	pthread_mutex_unlock(&g_stats.mu);
+	if (ing->cf->path == NULL) {
+		log_notice("SIGHUP: embedded default configuration, nothing to reload");
+		return;
+	}
+	if ((ncf = config_load(ing->cf->path, err, sizeof(err))) == NULL) {
+		log_warnx("SIGHUP: %s; keeping the running configuration", err);
+		goto failed;
+	}
+	/* compile every new script first; any failure keeps all old rules */
+	struct rules_ref *nr[CONFIG_MAX_QUEUES] = { 0 };
+	for (qi = 0; qi < ing->nq; qi++) {
+		const struct queue_cfg *qc = config_queue(ncf, ing->q[qi].name);
+
+		if (qc == NULL || qc->rules == NULL)
+			continue;
+		if ((nr[qi] = rules_load(qc->rules, &ncf->rules, err,
+		    sizeof(err))) == NULL) {
+			log_warnx("SIGHUP: rules for queue %s: %s; keeping the "
+			    "running rules and configuration", ing->q[qi].name, err);
+			while (qi-- > 0)
+				rules_unref(nr[qi]);
+			config_free(ncf);
+			goto failed;
+		}
+	}
+	for (qi = 0; qi < ing->nq; qi++) {
+		struct queue *q = &ing->q[qi];
+		const struct queue_cfg *qc = config_queue(ncf, q->name);
+
+		if (qc == NULL) {
+			log_warnx("SIGHUP: queue %s was removed from the file; it "
+			    "keeps running until a restart", q->name);
+			continue;
+		}
+		if (strcmp(qc->maildir, q->maildir))
+			log_warnx("SIGHUP: queue %s: maildir change needs a "
+			    "restart", q->name);
+		free(q->topic);
+		q->topic = xstrdup(qc->topic);
+		q->keep = qc->keep;
+		rules_unref(q->rules);
+		q->rules = nr[qi];
+	}
+	if (ncf->n_queues != ing->nq)
+		log_warnx("SIGHUP: new queues need a restart");
+	if (strcmp(ncf->store.path, ing->cf->store.path) ||
+	    ncf->store.map_size != ing->cf->store.map_size ||
+	    ncf->publish.n_endpoints != ing->cf->publish.n_endpoints)
+		log_warnx("SIGHUP: [store] and [publish] changes need a restart");
+	/* what is safe to take now: limits, batching, rules, topics */
+	ing->cf->limits = ncf->limits;
+	ing->cf->rules = ncf->rules;
+	ing->cf->store.batch_max = ncf->store.batch_max;
+	ing->cf->store.batch_delay_ms = ncf->store.batch_delay_ms;
+	ing->cf->store.rescan_s = ncf->store.rescan_s;
+	ing->batch_limit = ing->cf->store.batch_max;
+	config_free(ncf);
+	log_notice("SIGHUP: configuration reloaded from %s", ing->cf->path);
+	return;
+failed:
+	pthread_mutex_lock(&g_stats.mu);
+	g_stats.reload_failures++;
+	pthread_mutex_unlock(&g_stats.mu);
+}
+
+/* ---- the loop ---- */
+
+struct ingest *
+ingest_new(struct config *cf, struct store *st, struct publisher *pub,
+    char *err, size_t errlen)
+{
+	struct ingest *ing;
+	struct epoll_event ev;
+	sigset_t mask;
+	size_t	 qi;
+	unsigned i;
+	long	 ncpu;
+
+	if ((ing = calloc(1, sizeof(*ing))) == NULL)
+		log_fatal("calloc");
+	ing->cf = cf;
+	ing->st = st;
+	ing->pub = pub;
+	ing->nq = cf->n_queues;
+	ing->batch_limit = cf->store.batch_max;
+	ing->inflight = g_hash_table_new_full(g_str_hash, g_str_equal, free, NULL);
+	ing->ignored = g_hash_table_new_full(g_str_hash, g_str_equal, free, NULL);
+	pthread_mutex_init(&ing->wmu, NULL);
+	pthread_cond_init(&ing->wcv, NULL);
+	pthread_mutex_init(&ing->rmu, NULL);
+
+	for (qi = 0; qi < ing->nq; qi++) {
+		struct queue *q = &ing->q[qi];
+		const struct queue_cfg *qc = &cf->queues[qi];
+
+		q->name = xstrdup(qc->name);
+		q->maildir = xstrdup(qc->maildir);
+		q->topic = xstrdup(qc->topic);
+		q->keep = qc->keep;
+		q->mdfd = q->newfd = q->curfd = q->wd = -1;
+		if (qc->rules != NULL &&
+		    (q->rules = rules_load(qc->rules, &cf->rules, err, errlen)) == NULL) {
+			ingest_free(ing);
+			return NULL;
+		}
+	}
+
+	if ((ing->infd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
+		log_fatal("inotify_init1");
+	if ((ing->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		log_fatal("eventfd");
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if ((ing->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
+		log_fatal("signalfd");
+	if ((ing->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		log_fatal("epoll_create1");
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.fd = ing->infd;
+	epoll_ctl(ing->epfd, EPOLL_CTL_ADD, ing->infd, &ev);
+	ev.data.fd = ing->evfd;
+	epoll_ctl(ing->epfd, EPOLL_CTL_ADD, ing->evfd, &ev);
+	ev.data.fd = ing->sigfd;
+	epoll_ctl(ing->epfd, EPOLL_CTL_ADD, ing->sigfd, &ev);
+
+	for (qi = 0; qi < ing->nq; qi++)
+		if (queue_open(ing, qi) == -1)
+			log_warnx("queue %s: not usable yet; retrying at each "
+			    "rescan", ing->q[qi].name);
+
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	ing->nworkers = cf->daemon.workers ? cf->daemon.workers :
+	    (unsigned)(ncpu > 0 ? ncpu : 1);
+	if ((ing->workers = calloc(ing->nworkers, sizeof(pthread_t))) == NULL)
+		log_fatal("calloc");
+	for (i = 0; i < ing->nworkers; i++)
+		if (pthread_create(&ing->workers[i], NULL, worker_main, ing) != 0)
+			log_fatal("pthread_create");
+	return ing;
+}
+
+void
+ingest_set_ready_hook(struct ingest *ing, void (*fn)(void *), void *arg)
+{
+	ing->ready_fn = fn;
+	ing->ready_arg = arg;
+}
+
+static int
+loop_timeout_ms(struct ingest *ing, int64_t now)
+{
+	int64_t	 until = ing->next_stats_us;
+
+	if (ing->bn > 0 && !ing->paused) {
+		int64_t due = ing->boldest_us +
+		    (int64_t)ing->cf->store.batch_delay_ms * 1000;
+		if (due < until)
+			until = due;
+	}
+	if (ing->paused && ing->retry_at_us < until)
+		until = ing->retry_at_us;
+	if (ing->next_rescan_us < until)
+		until = ing->next_rescan_us;
+	if (until <= now)
+		return 0;
+	return (int)((until - now + 999) / 1000);
+}
+
+static void
+shutdown_workers(struct ingest *ing)
+{
+	struct job *j, *next;
+	unsigned i;
+
+	/* jobs not yet started: their files simply stay in new/ */
+	pthread_mutex_lock(&ing->wmu);
+	j = ing->whead;
+	ing->whead = ing->wtail = NULL;
+	ing->wstop = 1;
+	pthread_cond_broadcast(&ing->wcv);
+	pthread_mutex_unlock(&ing->wmu);
+	for (; j != NULL; j = next) {
+		next = j->next;
+		ing->working--;
+		job_done(ing, j);
+		job_free(j);
+	}
+	for (i = 0; i < ing->nworkers; i++)
+		pthread_join(ing->workers[i], NULL);
+	ing->nworkers = 0;
+	take_results(ing);
+}
+
+int
+ingest_run(struct ingest *ing)
+{
+	struct epoll_event evs[8];
+	struct signalfd_siginfo si;
+	int64_t	 now;
+	int	 n, i;
+
+	now = now_us();
+	ing->next_stats_us = now;
+	ing->next_rescan_us = now + (int64_t)ing->cf->store.rescan_s * 1000000;
+	pthread_mutex_lock(&g_stats.mu);
+	g_stats.store_open = 1;
+	g_stats.store_writable = 1;
+	g_stats.epoch = store_epoch(ing->st);
+	pthread_mutex_unlock(&g_stats.mu);
+	if (ing->ready_fn)
+		ing->ready_fn(ing->ready_arg);
+
+	while (!ing->stopping) {
+		scan_step(ing);
+		now = now_us();
+		n = epoll_wait(ing->epfd, evs, 8, loop_timeout_ms(ing, now));
+		if (n == -1 && errno != EINTR)
+			log_fatal("epoll_wait");
+		for (i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+
+			if (fd == ing->evfd)
+				take_results(ing);
+			else if (fd == ing->infd)
+				handle_inotify(ing);
+			else if (fd == ing->sigfd) {
+				while (read(ing->sigfd, &si, sizeof(si)) == sizeof(si)) {
+					if (si.ssi_signo == SIGHUP)
+						reload(ing);
+					else {
+						log_notice("signal %u: finishing the "
+						    "current batch", si.ssi_signo);
+						ing->stopping = 1;
+					}
+				}
+			}
+		}
+		now = now_us();
+		if (ing->bn > 0 && (!ing->paused || now >= ing->retry_at_us) &&
+		    (ing->bn >= ing->batch_limit || ing->working == 0 ||
+		    now >= ing->boldest_us + (int64_t)ing->cf->store.batch_delay_ms * 1000))
+			commit_batch(ing);
+		if (now >= ing->next_rescan_us) {
+			size_t qi;
+
+			for (qi = 0; qi < ing->nq; qi++)
+				ing->q[qi].dirty = 1;
+			g_hash_table_remove_all(ing->ignored);
+			ing->next_rescan_us = now + (int64_t)ing->cf->store.rescan_s * 1000000;
+		}
+		if (now >= ing->next_stats_us) {
+			update_stats(ing, now);
+			ing->next_stats_us = now + STATS_EVERY_MS * 1000;
+		}
+		pthread_mutex_lock(&g_stats.mu);
+		g_stats.tick_us = now;
+		pthread_mutex_unlock(&g_stats.mu);
+	}
+
+	shutdown_workers(ing);
+	if (ing->bn > 0)
+		commit_batch(ing);
+	if (ing->bn > 0)
+		log_warnx("exiting with %u file(s) uncommitted in new/ (store "
+		    "full); they are picked up at the next start", ing->bn);
+	log_notice("stopped cleanly");
+	return 0;
+}
+
+void
+ingest_free(struct ingest *ing)
+{
+	struct job *j, *next;
+	size_t	 qi;
+
+	if (ing == NULL)
+		return;
+	if (ing->nworkers > 0)
+		shutdown_workers(ing);
+	for (j = ing->bhead; j != NULL; j = next) {
+		next = j->next;
+		job_free(j);
+	}
+	for (qi = 0; qi < ing->nq; qi++) {
+		if (ing->q[qi].name == NULL)
+			continue;
+		queue_close(ing, qi);
+		rules_unref(ing->q[qi].rules);
+		free(ing->q[qi].name);
+		free(ing->q[qi].maildir);
+		free(ing->q[qi].topic);
+	}
+	if (ing->inflight)
+		g_hash_table_destroy(ing->inflight);
+	if (ing->ignored)
+		g_hash_table_destroy(ing->ignored);
+	free(ing->workers);
+	free(ing);
+}

@@ -1,0 +1,50 @@
+/*
+ * publish.h - the ZeroMQ side of vmingestd: live PUB feed, heartbeats,
+ * replay ROUTER, CURVE/ZAP (docs/PROTOCOL.md).
+ *
+ *   publisher_start   bind the sockets and start the publisher thread(s)
+ *   publisher_submit  hand over a committed record (main thread only; never blocks)
+ *   publisher_stop    flush what can be flushed, close, join
+ *   publisher_stats   counters for /metrics and /status (any thread)
+ *
+ * Ownership: publisher_submit takes `rec` (a record from the store write,
+ * seq and topics[].topic_seq set) and frees it with record_free() when it
+ * has been sent.  Records are submitted in seq order.
+ */
+#ifndef VMI_PUBLISH_H
+#define VMI_PUBLISH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "store.h"
+#include "vmingest.pb-c.h"
+
+struct publisher;
+
+struct publisher_topic_stat {
+	char	 topic[256];
+	uint64_t head_topic_seq;
+	uint64_t published;
+};
+
+struct publisher_stats {
+	int	 bound;			/* every endpoint is bound */
+	uint64_t published_total;
+	uint64_t subscribers;
+	uint64_t auth_failures;
+	uint64_t replay_requests;
+	uint64_t replayed_records;
+	uint64_t dropped;		/* submit queue overflow (recovered via log) */
+	size_t	 n_topics;
+	struct publisher_topic_stat *topics;	/* malloc'd; caller frees */
+};
+
+int	publisher_start(struct publisher **, const struct config *, struct store *,
+	    char *err, size_t errlen);
+void	publisher_submit(struct publisher *, Vmingest__Record *rec);
+void	publisher_stop(struct publisher *);
+void	publisher_stats(struct publisher *, struct publisher_stats *);
+
+#endif

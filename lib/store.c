@@ -1,0 +1,953 @@
+/*
+ * store.c - the durable log in LMDB (see store.h for the layout).
+ *
+ * Durability: the environment is opened without MDB_NOSYNC/MDB_NOMETASYNC,
+ * so mdb_txn_commit() returns only after the data and meta pages are on
+ * disk.  The daemon removes a Maildir file only after that.
+ *
+ * Sequences: meta "next_seq" is read in every write transaction and
+ * written back with it, so seq stays gap-free across crashes (a batch that
+ * did not commit never happened) and across retention (which deletes old
+ * records but never touches next_seq).  Per-topic heads live in `topics`
+ * and move in the same transaction as the record.
+ *
+ * Error policy: LMDB codes are mapped to STORE_E_*; the LMDB text is
+ * logged once where it happens.  MDB_MAP_FULL and ENOSPC are not fatal:
+ * the caller aborts and retries later.
+ *
+ * SECURITY: keys and values come from our own packing; a record read back
+ * is unpacked by protobuf-c, which validates it.  The store directory must
+ * be private to the daemon's user.
+ */
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "log.h"
+#include "record.h"
+#include "store.h"
+
+struct store {
+	MDB_env	*env;
+	MDB_dbi	 records, raw, by_sha, by_name, by_topic, by_time, topics, meta;
+	uint64_t epoch;
+	int64_t	 created_us;
+	int	 lockfd;
+	int	 rdonly;
+	char	*path;
+};
+
+struct store_txn {
+	struct store *st;
+	MDB_txn	*txn;
+	uint64_t next_seq;
+};
+
+struct store_rtxn {
+	struct store *st;
+	MDB_txn	*txn;
+	int	 active;
+};
+
+struct store_cursor {
+	struct store_rtxn *r;
+	MDB_cursor *c;
+	uint64_t from;
+	int	 started;
+};
+
+static int
+maperr(int rc, const char *what)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case MDB_NOTFOUND:
+		return STORE_E_NOTFOUND;
+	case MDB_MAP_FULL:
+		log_warnx("store: %s: map full (raise [store] map_size)", what);
+		return STORE_E_FULL;
+	case ENOSPC:
+	case EDQUOT:
+		log_warnx("store: %s: %s", what, mdb_strerror(rc));
+		return STORE_E_NOSPC;
+	case MDB_READERS_FULL:
+		return STORE_E_READERS;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+		log_warnx("store: %s: %s", what, mdb_strerror(rc));
+		return STORE_E_CORRUPT;
+	default:
+		log_warnx("store: %s: %s", what, mdb_strerror(rc));
+		return STORE_E_IO;
+	}
+}
+
+const char *
+store_strerror(int e)
+{
+	switch (e) {
+	case 0: return "success";
+	case STORE_E_NOTFOUND: return "not found";
+	case STORE_E_FULL: return "store map is full (raise [store] map_size)";
+	case STORE_E_NOSPC: return "no space left on the store's disk";
+	case STORE_E_LOCKED: return "store is in use by another vmingestd";
+	case STORE_E_IO: return "store I/O error";
+	case STORE_E_CORRUPT: return "store is corrupt";
+	case STORE_E_SCHEMA: return "store was written by a newer vmingest (schema)";
+	case STORE_E_NOSTORE: return "no store there";
+	case STORE_E_TOOBIG: return "record larger than [limits] record_bytes";
+	case STORE_E_READERS: return "too many store readers";
+	}
+	return "unknown store error";
+}
+
+static void
+be64(uint8_t *p, uint64_t v)
+{
+	int	 i;
+
+	for (i = 7; i >= 0; i--) {
+		p[i] = v & 0xff;
+		v >>= 8;
+	}
+}
+
+static uint64_t
+get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int	 i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint64_t
+val_u64(const MDB_val *v)
+{
+	uint64_t x = 0;
+
+	if (v->mv_size == sizeof(x))
+		memcpy(&x, v->mv_data, sizeof(x));
+	return x;
+}
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int
+meta_get_u64(MDB_txn *txn, MDB_dbi meta, const char *key, uint64_t *out)
+{
+	MDB_val	 k = { strlen(key), (void *)(uintptr_t)key }, v;
+	int	 rc;
+
+	if ((rc = mdb_get(txn, meta, &k, &v)) != 0)
+		return rc;
+	if (v.mv_size != sizeof(*out))
+		return MDB_CORRUPTED;
+	memcpy(out, v.mv_data, sizeof(*out));
+	return 0;
+}
+
+static int
+meta_put_u64(MDB_txn *txn, MDB_dbi meta, const char *key, uint64_t val)
+{
+	MDB_val	 k = { strlen(key), (void *)(uintptr_t)key };
+	MDB_val	 v = { sizeof(val), &val };
+
+	return mdb_put(txn, meta, &k, &v, 0);
+}
+
+static uint64_t
+random64(void)
+{
+	uint64_t v = 0;
+	int	 fd;
+
+	if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) != -1) {
+		if (read(fd, &v, sizeof(v)) != sizeof(v))
+			v = 0;
+		close(fd);
+	}
+	if (v == 0)
+		v = (uint64_t)now_us() ^ ((uint64_t)getpid() << 32);
+	return v ? v : 1;
+}
+
+int
+store_open(struct store **out, const char *path, size_t map_size, int flags)
+{
+	struct store *st;
+	MDB_txn	*txn = NULL;
+	unsigned envflags = MDB_NOTLS;
+	unsigned dbflags;
+	uint64_t schema = 0, epoch = 0, created = 0, next = 0;
+	char	 lockpath[4096];
+	struct stat sb;
+	int	 rc, ret;
+
+	*out = NULL;
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		log_fatal("calloc");
+	st->lockfd = -1;
+	st->rdonly = (flags & STORE_RDONLY) != 0;
+	if ((st->path = strdup(path)) == NULL)
+		log_fatal("strdup");
+
+	if (st->rdonly) {
+		if (stat(path, &sb) == -1 || !S_ISDIR(sb.st_mode)) {
+			ret = STORE_E_NOSTORE;
+			goto fail;
+		}
+		snprintf(lockpath, sizeof(lockpath), "%s/data.mdb", path);
+		if (access(lockpath, R_OK) == -1) {
+			ret = STORE_E_NOSTORE;
+			goto fail;
+		}
+		envflags |= MDB_RDONLY;
+	} else if (mkdir(path, 0700) == -1 && errno != EEXIST) {
+		log_warn("store: mkdir %s", path);
+		ret = STORE_E_IO;
+		goto fail;
+	}
+
+	if (flags & STORE_EXCL) {
+		if (snprintf(lockpath, sizeof(lockpath), "%s/vmingestd.lock",
+		    path) >= (int)sizeof(lockpath)) {
+			ret = STORE_E_IO;
+			goto fail;
+		}
+		st->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (st->lockfd == -1) {
+			log_warn("store: %s", lockpath);
+			ret = STORE_E_IO;
+			goto fail;
+		}
+		if (flock(st->lockfd, LOCK_EX | LOCK_NB) == -1) {
+			ret = errno == EWOULDBLOCK ? STORE_E_LOCKED : STORE_E_IO;
+			goto fail;
+		}
+	}
+
+	if ((rc = mdb_env_create(&st->env)) != 0) {
+		ret = maperr(rc, "env_create");
+		goto fail;
+	}
+	mdb_env_set_maxdbs(st->env, 16);
+	mdb_env_set_maxreaders(st->env, 256);
+	if (map_size > 0 && (rc = mdb_env_set_mapsize(st->env, map_size)) != 0) {
+		ret = maperr(rc, "set_mapsize");
+		goto fail;
+	}
+	if ((rc = mdb_env_open(st->env, path, envflags, 0600)) != 0) {
+		ret = maperr(rc, "env_open");
+		goto fail;
+	}
+
+	if ((rc = mdb_txn_begin(st->env, NULL, st->rdonly ? MDB_RDONLY : 0,
+	    &txn)) != 0) {
+		ret = maperr(rc, "txn_begin");
+		goto fail;
+	}
+	dbflags = st->rdonly ? 0 : MDB_CREATE;
+	if ((rc = mdb_dbi_open(txn, "meta", dbflags, &st->meta)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "records", dbflags | MDB_INTEGERKEY, &st->records)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "raw", dbflags | MDB_INTEGERKEY, &st->raw)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "by_sha256", dbflags, &st->by_sha)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "by_name", dbflags, &st->by_name)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "by_topic", dbflags, &st->by_topic)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "by_time", dbflags, &st->by_time)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "topics", dbflags, &st->topics)) != 0) {
+		ret = rc == MDB_NOTFOUND ? STORE_E_NOSTORE : maperr(rc, "dbi_open");
+		goto fail;
+	}
+
+	rc = meta_get_u64(txn, st->meta, "schema", &schema);
+	if (rc == MDB_NOTFOUND && !st->rdonly) {
+		/* a new store: its epoch tells subscribers this is a new stream */
+		epoch = random64();
+		created = (uint64_t)now_us();
+		if ((rc = meta_put_u64(txn, st->meta, "schema", STORE_SCHEMA)) != 0 ||
+		    (rc = meta_put_u64(txn, st->meta, "epoch", epoch)) != 0 ||
+		    (rc = meta_put_u64(txn, st->meta, "created_us", created)) != 0 ||
+		    (rc = meta_put_u64(txn, st->meta, "next_seq", 1)) != 0) {
+			ret = maperr(rc, "init meta");
+			goto fail;
+		}
+		schema = STORE_SCHEMA;
+	} else if (rc != 0) {
+		ret = rc == MDB_NOTFOUND ? STORE_E_NOSTORE : maperr(rc, "meta");
+		goto fail;
+	} else {
+		if ((rc = meta_get_u64(txn, st->meta, "epoch", &epoch)) != 0 ||
+		    (rc = meta_get_u64(txn, st->meta, "next_seq", &next)) != 0) {
+			ret = maperr(rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc, "meta");
+			goto fail;
+		}
+		meta_get_u64(txn, st->meta, "created_us", &created);
+	}
+	if (schema > STORE_SCHEMA) {
+		ret = STORE_E_SCHEMA;
+		goto fail;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		txn = NULL;
+		ret = maperr(rc, "open commit");
+		goto fail;
+	}
+	txn = NULL;
+	st->epoch = epoch;
+	st->created_us = (int64_t)created;
+	*out = st;
+	return 0;
+
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	store_close(st);
+	return ret;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	if (st->env != NULL)
+		mdb_env_close(st->env);
+	if (st->lockfd != -1)
+		close(st->lockfd);
+	free(st->path);
+	free(st);
+}
+
+uint64_t
+store_epoch(const struct store *st)
+{
+	return st->epoch;
+}
+
+const char *
+store_path(const struct store *st)
+{
+	return st->path;
+}
+
+int
+store_stat(struct store *st, struct store_stat *ss)
+{
+	struct store_rtxn *r;
+	MDB_envinfo info;
+	MDB_stat ms;
+	int	 rc;
+
+	memset(ss, 0, sizeof(*ss));
+	mdb_env_info(st->env, &info);
+	mdb_env_stat(st->env, &ms);
+	ss->epoch = st->epoch;
+	ss->created_us = st->created_us;
+	ss->map_size = info.me_mapsize;
+	ss->page_size = ms.ms_psize;
+	ss->used_bytes = (size_t)(info.me_last_pgno + 1) * ms.ms_psize;
+	if ((rc = store_rbegin(st, &r)) != 0)
+		return rc;
+	ss->head_seq = store_head(r);
+	ss->first_seq = store_first(r);
+	if (mdb_stat(r->txn, st->records, &ms) == 0)
+		ss->records = ms.ms_entries;
+	if (mdb_stat(r->txn, st->raw, &ms) == 0)
+		ss->raw_bytes = (uint64_t)(ms.ms_branch_pages + ms.ms_leaf_pages +
+		    ms.ms_overflow_pages) * ms.ms_psize;
+	store_rend(r);
+	return 0;
+}
+
+/* ---- writes ---- */
+
+int
+store_wbegin(struct store *st, struct store_txn **out)
+{
+	struct store_txn *t;
+	int	 rc;
+
+	*out = NULL;
+	if (st->rdonly)
+		return STORE_E_IO;
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		log_fatal("calloc");
+	t->st = st;
+	if ((rc = mdb_txn_begin(st->env, NULL, 0, &t->txn)) != 0) {
+		free(t);
+		return maperr(rc, "wbegin");
+	}
+	if ((rc = meta_get_u64(t->txn, st->meta, "next_seq", &t->next_seq)) != 0) {
+		mdb_txn_abort(t->txn);
+		free(t);
+		return maperr(rc, "next_seq");
+	}
+	*out = t;
+	return 0;
+}
+
+uint64_t
+store_wnext_seq(struct store_txn *t)
+{
+	return t->next_seq;
+}
+
+static int
+name_key(char *buf, size_t bufsz, const char *queue, const char *name, MDB_val *k)
+{
+	int	 n = snprintf(buf, bufsz, "%s/%s", queue, name);
+
+	if (n < 0 || (size_t)n >= bufsz || n > 500)	/* LMDB max key 511 */
+		return -1;
+	k->mv_size = (size_t)n;
+	k->mv_data = buf;
+	return 0;
+}
+
+int
+store_find_name(struct store_txn *t, const char *queue, const char *name,
+    uint64_t *seq, uint8_t sha[32])
+{
+	MDB_val	 k, v, kk, rv;
+	char	 buf[600];
+	Vmingest__Record *rec;
+	size_t	 s;
+	int	 rc;
+
+	if (name_key(buf, sizeof(buf), queue, name, &k) == -1)
+		return STORE_E_NOTFOUND;
+	if ((rc = mdb_get(t->txn, t->st->by_name, &k, &v)) != 0)
+		return maperr(rc, "by_name");
+	*seq = val_u64(&v);
+	s = (size_t)*seq;
+	kk.mv_size = sizeof(s);
+	kk.mv_data = &s;
+	if ((rc = mdb_get(t->txn, t->st->records, &kk, &rv)) != 0)
+		return maperr(rc, "records");
+	if ((rec = record_unpack(rv.mv_data, rv.mv_size)) == NULL)
+		return STORE_E_CORRUPT;
+	memset(sha, 0, 32);
+	if (rec->sha256.len == 32)
+		memcpy(sha, rec->sha256.data, 32);
+	record_free(rec);
+	return 0;
+}
+
+int
+store_find_sha(struct store_txn *t, const uint8_t sha[32], uint64_t *seq)
+{
+	MDB_val	 k = { 32, (void *)(uintptr_t)sha }, v;
+	int	 rc;
+
+	if ((rc = mdb_get(t->txn, t->st->by_sha, &k, &v)) != 0)
+		return maperr(rc, "by_sha256");
+	*seq = val_u64(&v);
+	return 0;
+}
+
+static int
+topic_next(struct store_txn *t, const char *topic, uint64_t *ts)
+{
+	MDB_val	 k = { strlen(topic), (void *)(uintptr_t)topic }, v;
+	uint64_t head = 0;
+	int	 rc;
+
+	rc = mdb_get(t->txn, t->st->topics, &k, &v);
+	if (rc == 0)
+		head = val_u64(&v);
+	else if (rc != MDB_NOTFOUND)
+		return rc;
+	head++;
+	v.mv_size = sizeof(head);
+	v.mv_data = &head;
+	if ((rc = mdb_put(t->txn, t->st->topics, &k, &v, 0)) != 0)
+		return rc;
+	*ts = head;
+	return 0;
+}
+
+int
+store_add(struct store_txn *t, Vmingest__Record *rec, const void *raw,
+    size_t len, size_t record_limit)
+{
+	struct store *st = t->st;
+	uint8_t	*packed = NULL;
+	uint8_t	 tk[8 + 8], topkey[300];
+	size_t	 plen, seqk, i, tl;
+	char	 nbuf[600];
+	MDB_val	 k, v;
+	int	 rc;
+
+	rec->seq = t->next_seq;
+	for (i = 0; i < rec->n_topics; i++) {
+		if ((rc = topic_next(t, rec->topics[i]->topic,
+		    &rec->topics[i]->topic_seq)) != 0)
+			return maperr(rc, "topic seq");
+	}
+	if (record_pack(rec, &packed, &plen) != 0) {
+		free(packed);
+		return STORE_E_IO;
+	}
+	if (record_limit > 0 && plen > record_limit) {
+		free(packed);
+		return STORE_E_TOOBIG;
+	}
+
+	seqk = (size_t)rec->seq;
+	k.mv_size = sizeof(seqk);
+	k.mv_data = &seqk;
+	v.mv_size = plen;
+	v.mv_data = packed;
+	rc = mdb_put(t->txn, st->records, &k, &v, MDB_APPEND);
+	free(packed);
+	if (rc != 0)
+		return maperr(rc, "put record");
+	v.mv_size = len;
+	v.mv_data = (void *)(uintptr_t)raw;
+	if ((rc = mdb_put(t->txn, st->raw, &k, &v, MDB_APPEND)) != 0)
+		return maperr(rc, "put raw");
+
+	v.mv_size = sizeof(rec->seq);
+	v.mv_data = &rec->seq;
+	if (rec->sha256.len == 32 && rec->disposition != VMINGEST__DISPOSITION__DUPLICATE) {
+		k.mv_size = 32;
+		k.mv_data = rec->sha256.data;
+		rc = mdb_put(t->txn, st->by_sha, &k, &v, MDB_NOOVERWRITE);
+		if (rc != 0 && rc != MDB_KEYEXIST)
+			return maperr(rc, "put by_sha256");
+	}
+	if (rec->queue != NULL && rec->maildir_name != NULL &&
+	    rec->maildir_name[0] != '\0' &&
+	    name_key(nbuf, sizeof(nbuf), rec->queue, rec->maildir_name, &k) == 0) {
+		if ((rc = mdb_put(t->txn, st->by_name, &k, &v, 0)) != 0)
+			return maperr(rc, "put by_name");
+	}
+	for (i = 0; i < rec->n_topics; i++) {
+		tl = strlen(rec->topics[i]->topic);
+		if (tl + 9 > sizeof(topkey))
+			continue;
+		memcpy(topkey, rec->topics[i]->topic, tl);
+		topkey[tl] = '\0';
+		be64(topkey + tl + 1, rec->topics[i]->topic_seq);
+		k.mv_size = tl + 9;
+		k.mv_data = topkey;
+		if ((rc = mdb_put(t->txn, st->by_topic, &k, &v, 0)) != 0)
+			return maperr(rc, "put by_topic");
+	}
+	be64(tk, (uint64_t)rec->received_at_us);
+	be64(tk + 8, rec->seq);
+	k.mv_size = sizeof(tk);
+	k.mv_data = tk;
+	v.mv_size = 0;
+	v.mv_data = (void *)"";
+	if ((rc = mdb_put(t->txn, st->by_time, &k, &v, 0)) != 0)
+		return maperr(rc, "put by_time");
+
+	t->next_seq++;
+	return 0;
+}
+
+int
+store_put_record(struct store_txn *t, const Vmingest__Record *rec)
+{
+	uint8_t	*packed;
+	size_t	 plen, seqk = (size_t)rec->seq;
+	MDB_val	 k = { sizeof(seqk), &seqk }, v;
+	int	 rc;
+
+	if (record_pack(rec, &packed, &plen) != 0) {
+		free(packed);
+		return STORE_E_IO;
+	}
+	v.mv_size = plen;
+	v.mv_data = packed;
+	rc = mdb_put(t->txn, t->st->records, &k, &v, 0);
+	free(packed);
+	return maperr(rc, "put record");
+}
+
+int
+store_wcommit(struct store_txn *t)
+{
+	int	 rc;
+
+	rc = meta_put_u64(t->txn, t->st->meta, "next_seq", t->next_seq);
+	if (rc != 0) {
+		mdb_txn_abort(t->txn);
+		free(t);
+		return maperr(rc, "next_seq");
+	}
+	rc = mdb_txn_commit(t->txn);
+	free(t);
+	return maperr(rc, "commit");
+}
+
+void
+store_wabort(struct store_txn *t)
+{
+	if (t == NULL)
+		return;
+	mdb_txn_abort(t->txn);
+	free(t);
+}
+
+/* ---- reads ---- */
+
+int
+store_rbegin(struct store *st, struct store_rtxn **out)
+{
+	struct store_rtxn *r;
+	int	 rc;
+
+	*out = NULL;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		log_fatal("calloc");
+	r->st = st;
+	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &r->txn)) != 0) {
+		free(r);
+		return maperr(rc, "rbegin");
+	}
+	r->active = 1;
+	*out = r;
+	return 0;
+}
+
+void
+store_rend(struct store_rtxn *r)
+{
+	if (r == NULL)
+		return;
+	mdb_txn_abort(r->txn);
+	free(r);
+}
+
+void
+store_rreset(struct store_rtxn *r)
+{
+	if (r->active) {
+		mdb_txn_reset(r->txn);
+		r->active = 0;
+	}
+}
+
+int
+store_rrenew(struct store_rtxn *r)
+{
+	int	 rc;
+
+	if (r->active)
+		store_rreset(r);
+	if ((rc = mdb_txn_renew(r->txn)) != 0)
+		return maperr(rc, "renew");
+	r->active = 1;
+	return 0;
+}
+
+uint64_t
+store_head(struct store_rtxn *r)
+{
+	uint64_t next = 1;
+
+	if (meta_get_u64(r->txn, r->st->meta, "next_seq", &next) != 0)
+		return 0;
+	return next - 1;
+}
+
+uint64_t
+store_first(struct store_rtxn *r)
+{
+	MDB_cursor *c;
+	MDB_val	 k, v;
+	size_t	 s = 0;
+
+	if (mdb_cursor_open(r->txn, r->st->records, &c) != 0)
+		return 0;
+	if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 && k.mv_size == sizeof(s))
+		memcpy(&s, k.mv_data, sizeof(s));
+	mdb_cursor_close(c);
+	return (uint64_t)s;
+}
+
+static int
+get_seq(struct store_rtxn *r, MDB_dbi dbi, uint64_t seq, const void **p, size_t *len)
+{
+	size_t	 s = (size_t)seq;
+	MDB_val	 k = { sizeof(s), &s }, v;
+	int	 rc;
+
+	if ((rc = mdb_get(r->txn, dbi, &k, &v)) != 0)
+		return maperr(rc, "get");
+	*p = v.mv_data;
+	*len = v.mv_size;
+	return 0;
+}
+
+int
+store_get(struct store_rtxn *r, uint64_t seq, const void **rec, size_t *len)
+{
+	return get_seq(r, r->st->records, seq, rec, len);
+}
+
+int
+store_get_raw(struct store_rtxn *r, uint64_t seq, const void **raw, size_t *len)
+{
+	return get_seq(r, r->st->raw, seq, raw, len);
+}
+
+int
+store_get_record(struct store_rtxn *r, uint64_t seq, Vmingest__Record **out)
+{
+	const void *p = NULL;
+	size_t	 n = 0;
+	int	 rc;
+
+	*out = NULL;
+	if ((rc = store_get(r, seq, &p, &n)) != 0)
+		return rc;
+	if ((*out = record_unpack(p, n)) == NULL)
+		return STORE_E_CORRUPT;
+	return 0;
+}
+
+int
+store_cursor_open(struct store_rtxn *r, uint64_t from, struct store_cursor **out)
+{
+	struct store_cursor *c;
+	int	 rc;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		log_fatal("calloc");
+	c->r = r;
+	c->from = from ? from : 1;
+	if ((rc = mdb_cursor_open(r->txn, r->st->records, &c->c)) != 0) {
+		free(c);
+		return maperr(rc, "cursor");
+	}
+	*out = c;
+	return 0;
+}
+
+int
+store_cursor_next(struct store_cursor *c, uint64_t *seq, const void **rec,
+    size_t *len)
+{
+	size_t	 s = (size_t)c->from;
+	MDB_val	 k = { sizeof(s), &s }, v;
+	int	 rc;
+
+	if (!c->started) {
+		rc = mdb_cursor_get(c->c, &k, &v, MDB_SET_RANGE);
+		c->started = 1;
+	} else
+		rc = mdb_cursor_get(c->c, &k, &v, MDB_NEXT);
+	if (rc != 0)
+		return maperr(rc, "cursor");
+	memcpy(&s, k.mv_data, sizeof(s));
+	*seq = (uint64_t)s;
+	*rec = v.mv_data;
+	*len = v.mv_size;
+	return 0;
+}
+
+void
+store_cursor_close(struct store_cursor *c)
+{
+	if (c == NULL)
+		return;
+	mdb_cursor_close(c->c);
+	free(c);
+}
+
+int
+store_topic_find(struct store_rtxn *r, const char *topic, uint64_t ts,
+    uint64_t *seq, uint64_t *found_ts)
+{
+	uint8_t	 key[300];
+	size_t	 tl = strlen(topic);
+	MDB_cursor *c;
+	MDB_val	 k, v;
+	int	 rc;
+
+	if (tl + 9 > sizeof(key))
+		return STORE_E_NOTFOUND;
+	memcpy(key, topic, tl);
+	key[tl] = '\0';
+	be64(key + tl + 1, ts);
+	k.mv_size = tl + 9;
+	k.mv_data = key;
+	if ((rc = mdb_cursor_open(r->txn, r->st->by_topic, &c)) != 0)
+		return maperr(rc, "cursor");
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	if (rc == 0 && (k.mv_size != tl + 9 || memcmp(k.mv_data, key, tl + 1)))
+		rc = MDB_NOTFOUND;
+	if (rc == 0) {
+		*seq = val_u64(&v);
+		if (found_ts != NULL)
+			*found_ts = get_be64((const uint8_t *)k.mv_data + tl + 1);
+	}
+	mdb_cursor_close(c);
+	return maperr(rc, "by_topic");
+}
+
+int
+store_topics(struct store_rtxn *r, store_topic_fn fn, void *arg)
+{
+	MDB_cursor *c;
+	MDB_val	 k, v;
+	char	 name[300];
+	int	 rc, op = MDB_FIRST;
+
+	if ((rc = mdb_cursor_open(r->txn, r->st->topics, &c)) != 0)
+		return maperr(rc, "cursor");
+	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+		op = MDB_NEXT;
+		if (k.mv_size >= sizeof(name))
+			continue;
+		memcpy(name, k.mv_data, k.mv_size);
+		name[k.mv_size] = '\0';
+		if (fn(name, val_u64(&v), arg) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : maperr(rc, "topics");
+}
+
+int
+store_time_seek(struct store_rtxn *r, int64_t us, uint64_t *seq)
+{
+	uint8_t	 key[16];
+	MDB_cursor *c;
+	MDB_val	 k = { sizeof(key), key }, v;
+	int	 rc;
+
+	be64(key, (uint64_t)(us < 0 ? 0 : us));
+	be64(key + 8, 0);
+	if ((rc = mdb_cursor_open(r->txn, r->st->by_time, &c)) != 0)
+		return maperr(rc, "cursor");
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	if (rc == 0 && k.mv_size == 16)
+		*seq = get_be64((const uint8_t *)k.mv_data + 8);
+	mdb_cursor_close(c);
+	return maperr(rc, "by_time");
+}
+
+int
+store_prune(struct store *st, uint64_t before_seq, size_t max, int raw_only,
+    uint64_t *done, uint64_t *bytes)
+{
+	struct store_txn *t;
+	MDB_cursor *c;
+	MDB_val	 k, v;
+	size_t	 s;
+	int	 rc;
+
+	*done = 0;
+	*bytes = 0;
+	if ((rc = store_wbegin(st, &t)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(t->txn, raw_only ? st->raw : st->records, &c)) != 0) {
+		store_wabort(t);
+		return maperr(rc, "cursor");
+	}
+	while (*done < max && (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
+		Vmingest__Record *rec;
+		uint8_t	 key[300];
+		MDB_val	 rk, rv;
+		size_t	 i, tl;
+
+		memcpy(&s, k.mv_data, sizeof(s));
+		if ((uint64_t)s >= before_seq)
+			break;
+		rk.mv_size = sizeof(s);
+		rk.mv_data = &s;
+		if (!raw_only) {
+			rec = record_unpack(v.mv_data, v.mv_size);
+			if (rec != NULL) {
+				/* drop the index entries that point at it */
+				if (rec->sha256.len == 32) {
+					MDB_val sk = { 32, rec->sha256.data }, sv;
+					if (mdb_get(t->txn, st->by_sha, &sk, &sv) == 0 &&
+					    val_u64(&sv) == (uint64_t)s)
+						mdb_del(t->txn, st->by_sha, &sk, NULL);
+				}
+				for (i = 0; i < rec->n_topics; i++) {
+					tl = strlen(rec->topics[i]->topic);
+					if (tl + 9 > sizeof(key))
+						continue;
+					memcpy(key, rec->topics[i]->topic, tl);
+					key[tl] = '\0';
+					be64(key + tl + 1, rec->topics[i]->topic_seq);
+					rv.mv_size = tl + 9;
+					rv.mv_data = key;
+					mdb_del(t->txn, st->by_topic, &rv, NULL);
+				}
+				be64(key, (uint64_t)rec->received_at_us);
+				be64(key + 8, (uint64_t)s);
+				rv.mv_size = 16;
+				rv.mv_data = key;
+				mdb_del(t->txn, st->by_time, &rv, NULL);
+				if (rec->queue && rec->maildir_name &&
+				    snprintf((char *)key, sizeof(key), "%s/%s",
+				    rec->queue, rec->maildir_name) < (int)sizeof(key)) {
+					rv.mv_size = strlen((char *)key);
+					rv.mv_data = key;
+					mdb_del(t->txn, st->by_name, &rv, NULL);
+				}
+				record_free(rec);
+			}
+			if ((rc = mdb_cursor_del(c, 0)) != 0)
+				break;
+			if (mdb_get(t->txn, st->raw, &rk, &rv) == 0) {
+				*bytes += rv.mv_size;
+				mdb_del(t->txn, st->raw, &rk, NULL);
+			}
+		} else {
+			*bytes += v.mv_size;
+			if ((rc = mdb_cursor_del(c, 0)) != 0)
+				break;
+		}
+		(*done)++;
+	}
+	mdb_cursor_close(c);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		store_wabort(t);
+		*done = 0;
+		return maperr(rc, "prune");
+	}
+	return store_wcommit(t);
+}
+
+int
+store_copy(struct store *st, const char *dir, int compact)
+{
+	int	 rc;
+
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		log_warn("mkdir %s", dir);
+		return STORE_E_IO;
+	}
+	rc = mdb_env_copy2(st->env, dir, compact ? MDB_CP_COMPACT : 0);
+	return maperr(rc, "copy");
+}
