@@ -44,4 +44,21 @@ int	rules_eval(const struct rules *, const Vmingest__Record *rec,
 	    const void *raw, size_t rawlen, Vmingest__RuleResult *out);
 void	rules_free(struct rules *);
 
+/*
+ * Additions (issue 5), not in the original contract:
+ *
+ * rules_eval_trace() is rules_eval() calling fn once per test evaluated,
+ * with the test's script position, its name ("header", "anyof", ...) and
+ * its result (1 true, 0 false, -1 error); for `vmingest rules test
+ * --trace`.  fn may be NULL.
+ * rules_name() is the name given at compile time (borrowed, lives as
+ * long as the rules).
+ */
+typedef void (*rules_trace_fn)(void *arg, unsigned line, unsigned col,
+	    const char *test, int result);
+int	rules_eval_trace(const struct rules *, const Vmingest__Record *rec,
+	    const void *raw, size_t rawlen, Vmingest__RuleResult *out,
+	    rules_trace_fn fn, void *arg);
+const char *rules_name(const struct rules *);
+
 #endif
