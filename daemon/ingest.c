@@ -90,11 +90,15 @@ struct job {
 	int		 kind;		/* JOB_* */
 	int64_t		 ctime_us;
 	int		 already;	/* committed before a crash: just remove */
+	void		(*done_fn)(void *, uint64_t);	/* JOB_INJECT: told the new seq */
+	void		*done_arg;
+	uint64_t	 seq_done;
 };
 
 #define JOB_FILE	0
 #define JOB_NOTREG	1	/* symlink or special file: quarantined, removed */
 #define JOB_SKIP	2	/* vanished or unreadable: nothing to do */
+#define JOB_INJECT	3	/* a record made elsewhere (reprocess): no file */
 
 struct queue {
 	char		*name;
@@ -140,6 +144,20 @@ struct ingest {
 	unsigned	 batch_limit;
 	int		 paused;
 	int64_t		 retry_at_us;
+
+	/* hooks run on the main loop thread (control socket, retention) */
+	struct {
+		int	 fd;
+		void	(*fn)(int, void *);
+		void	*arg;
+	}		 fds[8];
+	size_t		 nfds;
+	struct {
+		int64_t	 every_us, next_us;
+		void	(*fn)(void *);
+		void	*arg;
+	}		 timers[8];
+	size_t		 ntimers;
 
 	int		 stopping;
 	int64_t		 next_stats_us;
@@ -575,7 +593,8 @@ take_results(struct ingest *ing)
 	for (; j != NULL; j = next) {
 		next = j->next;
 		j->next = NULL;
-		ing->working--;
+		if (j->kind != JOB_INJECT)
+			ing->working--;
 		if (ing->btail)
 			ing->btail->next = j;
 		else
@@ -589,7 +608,14 @@ take_results(struct ingest *ing)
 static void
 job_done(struct ingest *ing, struct job *j)
 {
-	char	*key = inflight_key(j->q, j->name);
+	char	*key;
+
+	if (j->kind == JOB_INJECT) {
+		if (j->done_fn != NULL)
+			j->done_fn(j->done_arg, j->rec ? j->rec->seq : j->seq_done);
+		return;
+	}
+	key = inflight_key(j->q, j->name);
 
 	g_hash_table_remove(ing->inflight, key);
 	free(key);
@@ -648,6 +674,19 @@ commit_jobs(struct ingest *ing, struct job *first, unsigned n)
 		j->already = 0;
 		if (j->kind == JOB_SKIP)
 			continue;
+		if (j->kind == JOB_INJECT) {
+			/* same bytes as the record it re-runs, by design */
+			rc = store_add(t, j->rec, j->raw ? j->raw :
+			    (const uint8_t *)"", j->len, ing->cf->limits.record_bytes);
+			if (rc == STORE_E_TOOBIG) {
+				shrink_record(j);
+				rc = store_add(t, j->rec, j->raw ? j->raw :
+				    (const uint8_t *)"", j->len, 0);
+			}
+			if (rc != 0)
+				goto fail;
+			continue;
+		}
 		rc = store_find_name(t, j->queue, j->name, &seq, sha);
 		if (rc == 0 && j->rec->sha256.len == 32 &&
 		    memcmp(sha, j->rec->sha256.data, 32) == 0) {
@@ -717,7 +756,9 @@ finish_jobs(struct ingest *ing, unsigned n, int64_t t_commit)
 			continue;
 		}
 		/* step 4 */
-		if (q->keep == CONFIG_KEEP_CUR && j->kind == JOB_FILE) {
+		if (j->kind == JOB_INJECT) {
+			/* no file: the record re-ran stored bytes */
+		} else if (q->keep == CONFIG_KEEP_CUR && j->kind == JOB_FILE) {
 			if (strstr(j->name, ":2,") != NULL)
 				snprintf(dst, sizeof(dst), "%s", j->name);
 			else
@@ -727,7 +768,9 @@ finish_jobs(struct ingest *ing, unsigned n, int64_t t_commit)
 				log_warn("queue %s: rename %s to cur/", q->name, esc);
 		} else if (unlinkat(q->newfd, j->name, 0) == -1 && errno != ENOENT)
 			log_warn("queue %s: unlink %s", q->name, esc);
-		q->touched = 1;
+		if (j->kind != JOB_INJECT)
+			q->touched = 1;
+		j->seq_done = j->rec->seq;
 
 		if (j->already) {
 			log_info("seq=%llu queue=%s name=%s action=removed "
@@ -1039,6 +1082,59 @@ failed:
 	pthread_mutex_unlock(&g_stats.mu);
 }
 
+/* ---- records from elsewhere (reprocess) ---- */
+
+int
+ingest_inject(struct ingest *ing, const char *queue, Vmingest__Record *rec,
+    uint8_t *raw, size_t len, void (*done)(void *, uint64_t), void *arg)
+{
+	struct job *j;
+	uint64_t one = 1;
+	size_t	 qi;
+
+	for (qi = 0; qi < ing->nq; qi++)
+		if (!strcmp(ing->q[qi].name, queue))
+			break;
+	if (qi == ing->nq)
+		qi = 0;		/* a queue since removed: count it on the first */
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		log_fatal("calloc");
+	j->kind = JOB_INJECT;
+	j->q = qi;
+	j->name = xstrdup(rec->maildir_name ? rec->maildir_name : "");
+	snprintf(j->queue, sizeof(j->queue), "%s", queue);
+	j->rec = rec;
+	j->raw = raw;
+	j->len = len;
+	j->ctime_us = 0;
+	j->done_fn = done;
+	j->done_arg = arg;
+	pthread_mutex_lock(&ing->rmu);
+	if (ing->rtail)
+		ing->rtail->next = j;
+	else
+		ing->rhead = j;
+	ing->rtail = j;
+	pthread_mutex_unlock(&ing->rmu);
+	if (write(ing->evfd, &one, sizeof(one)) < 0)
+		return -1;
+	return 0;
+}
+
+const struct rules *
+ingest_queue_rules(struct ingest *ing, const char *queue, const char **topic)
+{
+	size_t	 qi;
+
+	for (qi = 0; qi < ing->nq; qi++)
+		if (!strcmp(ing->q[qi].name, queue)) {
+			if (topic != NULL)
+				*topic = ing->q[qi].topic;
+			return ing->q[qi].rules ? ing->q[qi].rules->rules : NULL;
+		}
+	return NULL;
+}
+
 /* ---- the loop ---- */
 
 struct ingest *
@@ -1118,6 +1214,64 @@ ingest_new(struct config *cf, struct store *st, struct publisher *pub,
 	return ing;
 }
 
+int
+ingest_add_fd(struct ingest *ing, int fd, void (*fn)(int, void *), void *arg)
+{
+	struct epoll_event ev;
+
+	if (ing->nfds == sizeof(ing->fds) / sizeof(ing->fds[0]))
+		return -1;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.fd = fd;
+	if (epoll_ctl(ing->epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
+		return -1;
+	ing->fds[ing->nfds].fd = fd;
+	ing->fds[ing->nfds].fn = fn;
+	ing->fds[ing->nfds].arg = arg;
+	ing->nfds++;
+	return 0;
+}
+
+void
+ingest_del_fd(struct ingest *ing, int fd)
+{
+	size_t	 i;
+
+	for (i = 0; i < ing->nfds; i++) {
+		if (ing->fds[i].fd != fd)
+			continue;
+		epoll_ctl(ing->epfd, EPOLL_CTL_DEL, fd, NULL);
+		ing->fds[i] = ing->fds[--ing->nfds];
+		return;
+	}
+}
+
+int
+ingest_add_timer(struct ingest *ing, unsigned every_ms, void (*fn)(void *), void *arg)
+{
+	if (ing->ntimers == sizeof(ing->timers) / sizeof(ing->timers[0]))
+		return -1;
+	ing->timers[ing->ntimers].every_us = (int64_t)every_ms * 1000;
+	ing->timers[ing->ntimers].next_us = now_us() + (int64_t)every_ms * 1000;
+	ing->timers[ing->ntimers].fn = fn;
+	ing->timers[ing->ntimers].arg = arg;
+	ing->ntimers++;
+	return 0;
+}
+
+struct store *
+ingest_store(struct ingest *ing)
+{
+	return ing->st;
+}
+
+const struct config *
+ingest_config(struct ingest *ing)
+{
+	return ing->cf;
+}
+
 void
 ingest_set_ready_hook(struct ingest *ing, void (*fn)(void *), void *arg)
 {
@@ -1140,6 +1294,9 @@ loop_timeout_ms(struct ingest *ing, int64_t now)
 		until = ing->retry_at_us;
 	if (ing->next_rescan_us < until)
 		until = ing->next_rescan_us;
+	for (size_t i = 0; i < ing->ntimers; i++)
+		if (ing->timers[i].next_us < until)
+			until = ing->timers[i].next_us;
 	if (until <= now)
 		return 0;
 	return (int)((until - now + 999) / 1000);
@@ -1200,6 +1357,15 @@ ingest_run(struct ingest *ing)
 
 			if (fd == ing->evfd)
 				take_results(ing);
+			else if (fd != ing->infd && fd != ing->sigfd) {
+				size_t k;
+
+				for (k = 0; k < ing->nfds; k++)
+					if (ing->fds[k].fd == fd) {
+						ing->fds[k].fn(fd, ing->fds[k].arg);
+						break;
+					}
+			}
 			else if (fd == ing->infd)
 				handle_inotify(ing);
 			else if (fd == ing->sigfd) {
@@ -1227,6 +1393,11 @@ ingest_run(struct ingest *ing)
 			g_hash_table_remove_all(ing->ignored);
 			ing->next_rescan_us = now + (int64_t)ing->cf->store.rescan_s * 1000000;
 		}
+		for (size_t k = 0; k < ing->ntimers; k++)
+			if (now >= ing->timers[k].next_us) {
+				ing->timers[k].next_us = now + ing->timers[k].every_us;
+				ing->timers[k].fn(ing->timers[k].arg);
+			}
 		if (now >= ing->next_stats_us) {
 			update_stats(ing, now);
 			ing->next_stats_us = now + STATS_EVERY_MS * 1000;
