@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include <glib.h>
+#include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "ingest.h"
@@ -961,6 +962,36 @@ update_stats(struct ingest *ing, int64_t now)
 		g_stats.disk_free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
 		g_stats.disk_total_bytes = (uint64_t)vfs.f_blocks * vfs.f_frsize;
 		pthread_mutex_unlock(&g_stats.mu);
+	}
+
+	/*
+	 * systemd watchdog: this runs once a second from the main loop, so a
+	 * wedged loop stops the pings and systemd restarts us.  Only when the
+	 * unit sets WatchdogSec (WATCHDOG_USEC/WATCHDOG_PID for this pid).
+	 */
+	{
+		uint64_t wd_usec, bfiles = 0, seq;
+		double	 boldest = 0;
+		char	 msg[256];
+		int	 n;
+
+		if (sd_watchdog_enabled(0, &wd_usec) > 0) {
+			pthread_mutex_lock(&g_stats.mu);
+			for (qi = 0; qi < ing->nq; qi++) {
+				bfiles += g_stats.queues[qi].backlog_files;
+				if (g_stats.queues[qi].backlog_oldest_s > boldest)
+					boldest = g_stats.queues[qi].backlog_oldest_s;
+			}
+			seq = g_stats.last_seq;
+			pthread_mutex_unlock(&g_stats.mu);
+			n = snprintf(msg, sizeof(msg), "WATCHDOG=1\nSTATUS=%s: "
+			    "backlog %llu file(s), oldest %.0fs, last seq %llu",
+			    ing->paused ? "paused (store full)" : "ingesting",
+			    (unsigned long long)bfiles, boldest,
+			    (unsigned long long)seq);
+			if (n > 0 && (size_t)n < sizeof(msg))
+				sd_notify(0, msg);
+		}
 	}
 }
 
