@@ -1,0 +1,289 @@
+"""The core promise: every delivered file becomes exactly one durable record.
+
+Real daemon, real Maildirs, real LMDB store; the CLI reads the store back.
+"""
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import VMINGESTD, VMINGEST, message, wait_for
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def test_thousand_messages_two_queues(make_daemon):
+    d = make_daemon(queues={"rms": {"topic": "rn.phd"}, "seismic": {"topic": "seismic.waveform"}})
+    d.start()
+    sent = {}
+    for i in range(1000):
+        q = "rms" if i % 2 else "seismic"
+        body = ("x" * (i % 300)) + "\n"
+        data = message(i, body=body).encode()
+        name = d.maildir(q).deliver(data)
+        sent[(q, name)] = data
+    d.wait_records(1000)
+    wait_for(lambda: not d.maildir("rms").new_files() and not d.maildir("seismic").new_files(),
+             what="new/ empty")
+    recs = d.records()
+    assert len(recs) == 1000
+    assert [r["seq"] for r in recs] == list(range(1, 1001))
+    by_name = {(r["queue"], r["maildir_name"]): r for r in recs}
+    assert set(by_name) == set(sent)
+    for (q, name), data in sent.items():
+        r = by_name[(q, name)]
+        assert r["sha256"] == sha(data)
+        assert r["raw_size"] == len(data)
+        assert r["disposition"] == "PUBLISHED"
+        assert r["topic"] == ("rn.phd" if q == "rms" else "seismic.waveform")
+    # byte-identical raw bytes for a sample spread over the range, and all
+    # of them through one store read per record
+    for r in recs[::37] + recs[-3:]:
+        assert d.raw(r["seq"]) == sent[(r["queue"], r["maildir_name"])]
+    assert d.stop() == 0
+
+
+def test_every_raw_byte_identical(make_daemon):
+    """All 200 stored messages come back byte for byte, including binary junk."""
+    d = make_daemon().start()
+    rnd = random.Random(7)
+    sent = {}
+    for i in range(200):
+        if i % 10 == 0:
+            data = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 3000)))
+        else:
+            data = message(i, body="caf\xe9 \r\n\x00 bin %d\n" % i).encode("latin-1")
+        sent[d.maildir().deliver(data)] = data
+    d.wait_records(200)
+    for r in d.records():
+        assert d.raw(r["seq"]) == sent[r["maildir_name"]], r["seq"]
+    d.stop()
+
+
+def test_crash_kill9_exactly_once(make_daemon):
+    """5000 messages (+ byte-identical copies), kill -9 at random moments."""
+    d = make_daemon(extra={"store": {"batch_max": "64"}})
+    rnd = random.Random(20261204)
+    n_unique = 5000
+    copies = 25
+    datas = [message(i, body="payload %d %s\n" % (i, "y" * rnd.randint(0, 2000))).encode()
+             for i in range(n_unique)]
+    dup_src = rnd.sample(range(n_unique), copies)
+    plan = list(range(n_unique)) + dup_src
+    rnd.shuffle(plan)
+
+    md = d.maildir()
+    delivered = threading.Event()
+
+    def deliver():
+        for k, idx in enumerate(plan):
+            md.deliver(datas[idx])
+            if k % 500 == 0:
+                time.sleep(0.01)  # let the daemon overlap with delivery
+        delivered.set()
+
+    t = threading.Thread(target=deliver)
+    d.start()
+    t.start()
+    kills = 0
+    last = 0
+    while kills < 6:
+        # a random moment while it ingests: after progress, before the end
+        wait_for(lambda: d.stats()["last_seq"] > last, timeout=60, interval=0.01,
+                 what="progress before kill %d" % kills)
+        time.sleep(rnd.uniform(0.0, 0.25))
+        st = d.stats()["last_seq"]
+        d.kill9()
+        kills += 1
+        last = st
+        if st >= len(plan) - 200:
+            break
+        d.start()
+    t.join()
+    assert kills >= 5, "ingest finished before 5 kills; make it bigger"
+    if not d.alive():
+        d.start()
+    total = len(plan)
+    wait_for(lambda: not md.new_files() and d.stats()["last_seq"] >= total, timeout=120,
+             what="backlog drained")
+    recs = d.records()
+    d.stop()
+    assert len(recs) == total, "records %d != delivered files %d" % (len(recs), total)
+    assert [r["seq"] for r in recs] == list(range(1, total + 1))
+    originals = [r for r in recs if r["disposition"] != "DUPLICATE"]
+    dups = [r for r in recs if r["disposition"] == "DUPLICATE"]
+    assert len(originals) == n_unique
+    assert len(dups) == copies
+    shas = [r["sha256"] for r in originals]
+    assert len(set(shas)) == n_unique
+    assert set(shas) == {sha(x) for x in datas}
+    first = {r["sha256"]: r["seq"] for r in originals}
+    for r in dups:
+        assert r["duplicate_of"] == first[r["sha256"]]
+    assert md.new_files() == []
+
+
+def test_committed_file_seen_again_is_not_stored_twice(make_daemon):
+    """A crash after commit but before unlink leaves the file in new/:
+    the next pass recognises it (same name, same sha256) and removes it."""
+    d = make_daemon().start()
+    md = d.maildir()
+    data = message(1).encode()
+    name = md.deliver(data)
+    d.wait_records(1)
+    wait_for(lambda: not md.new_files(), what="file removed")
+    d.stop()
+    # put the very same file back, as if the unlink had not happened
+    md.deliver(data, name=name)
+    d.start()
+    wait_for(lambda: not md.new_files(), what="file removed again")
+    assert "action=removed reason=already-stored" in d.log_since_start()
+    assert len(d.records()) == 1
+    # the same bytes under a new name are a new delivery: a DUPLICATE record
+    md.deliver(data)
+    d.wait_records(2)
+    recs = d.records()
+    assert recs[1]["disposition"] == "DUPLICATE" and recs[1]["duplicate_of"] == 1
+    d.stop()
+
+
+def test_bad_mail_is_quarantined_not_dropped(make_daemon):
+    d = make_daemon(extra={"limits": {"message_bytes": "64K"}}).start()
+    md = d.maildir()
+    garbage = bytes(range(256)) * 4
+    big = message(2, body="z" * (100 * 1024) + "\n").encode()
+    empty = b""
+    names = [md.deliver(garbage), md.deliver(big), md.deliver(empty)]
+    d.wait_records(3)
+    recs = {r["maildir_name"]: r for r in d.records()}
+    for n in names:
+        assert recs[n]["disposition"] == "QUARANTINED", recs[n]
+        assert recs[n]["reason"], recs[n]
+    assert "message_bytes" in recs[names[1]]["reason"]
+    assert d.raw(recs[names[0]]["seq"]) == garbage
+    assert d.raw(recs[names[1]]["seq"]) == big
+    assert md.new_files() == []
+    assert d.alive()
+    d.stop()
+
+
+def test_symlink_and_dotfiles(make_daemon):
+    d = make_daemon().start()
+    md = d.maildir()
+    secret = os.path.join(d.root, "secret")
+    with open(secret, "w") as f:
+        f.write("not for you\n")
+    os.symlink(secret, os.path.join(md.path, "new", "1700000000.link.host"))
+    with open(os.path.join(md.path, "new", ".hidden"), "w") as f:
+        f.write("dot file\n")
+    md.deliver(message(3))
+    d.wait_records(2)
+    recs = d.records()
+    link = [r for r in recs if r["maildir_name"] == "1700000000.link.host"][0]
+    assert link["disposition"] == "QUARANTINED"
+    assert "not a regular file" in link["reason"]
+    assert link["raw_size"] == 0
+    assert os.path.exists(secret)
+    assert os.path.exists(os.path.join(md.path, "new", ".hidden"))
+    d.stop()
+
+
+def test_keep_cur(make_daemon):
+    d = make_daemon(queues={"default": {"keep": "cur"}}).start()
+    md = d.maildir()
+    name = md.deliver(message(4))
+    d.wait_records(1)
+    wait_for(lambda: md.cur_files() == [name + ":2,S"], what="file in cur/")
+    assert md.new_files() == []
+    d.stop()
+
+
+def test_second_daemon_refused(make_daemon):
+    d = make_daemon().start()
+    r = subprocess.run([VMINGESTD, "-c", d.config], capture_output=True, timeout=30)
+    assert r.returncode == 1
+    assert b"in use by another vmingestd" in r.stderr
+    assert d.alive()
+    d.stop()
+
+
+def test_sigterm_commits_and_exits_zero(make_daemon):
+    d = make_daemon().start()
+    md = d.maildir()
+    for i in range(300):
+        md.deliver(message(i))
+    assert d.stop() == 0  # no wait: it stops while busy
+    assert "stopped cleanly" in d.log()
+    # whatever was not committed is still in new/, and nothing is in both
+    stored = {r["maildir_name"] for r in d.records()}
+    left = set(md.new_files())
+    assert not (stored & left)
+    assert len(stored) + len(left) == 300
+    d.start()
+    d.wait_records(300)
+    d.stop()
+
+
+def test_full_map_pauses_then_drains(make_daemon):
+    d = make_daemon(extra={"store": {"map_size": "1M"}})
+    d.start()
+    md = d.maildir()
+    n = 120
+    for i in range(n):
+        md.deliver(message(i, body=("%05d " % i) * 2000 + "\n"))  # ~12 KiB each
+    wait_for(lambda: "ingestion paused" in d.log(), timeout=60, what="pause on full map")
+    assert d.alive()
+    stored = d.stats()["last_seq"]
+    assert 0 < stored < n
+    left = md.new_files()
+    assert len(left) == n - stored
+    d.stop()
+    # a bigger map: the rest drains, nothing lost, nothing doubled
+    d.extra["store"]["map_size"] = "64M"
+    d.write_config()
+    d.start()
+    wait_for(lambda: not md.new_files(), timeout=60, what="drain")
+    recs = d.records()
+    assert len(recs) == n
+    assert len({r["sha256"] for r in recs}) == n
+    d.stop()
+
+
+def test_check_config(tmp_path):
+    good = tmp_path / "good.conf"
+    good.write_text("[daemon]\nstate_dir = %s\n[queue a]\nmaildir = %s\n"
+                    % (tmp_path / "s", tmp_path / "m"))
+    r = subprocess.run([VMINGESTD, "--check-config", "-c", str(good)], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[daemon]\nstate_dir = /tmp/x\n\n[store]\nbatch_max = lots\n")
+    r = subprocess.run([VMINGESTD, "--check-config", "-c", str(bad)], capture_output=True)
+    assert r.returncode == 1
+    assert b"bad.conf:5: batch_max" in r.stderr or b"bad.conf:5:" in r.stderr, r.stderr
+    unknown = tmp_path / "unknown.conf"
+    unknown.write_text("[store]\nmap_sise = 1G\n")
+    r = subprocess.run([VMINGESTD, "--check-config", "-c", str(unknown)], capture_output=True)
+    assert r.returncode == 1
+    assert b"unknown.conf:2:" in r.stderr and b"unknown key" in r.stderr
+
+
+def test_cli_exit_codes(daemon):
+    md = daemon.maildir()
+    md.deliver(message(1))
+    daemon.wait_records(1)
+    r = daemon.cli("show", "99", "--store", daemon.store, check=False)
+    assert r.returncode == 1 and "no record 99" in r.stderr
+    r = daemon.cli("show", "--store", daemon.store, check=False)
+    assert r.returncode == 2
+    r = daemon.cli("list", "--store", "/nonexistent/store", check=False)
+    assert r.returncode == 2 and "no store" in r.stderr
+    r = daemon.cli("show", "1", "--store", daemon.store)
+    assert "seq:          1" in r.stdout
+    daemon.stop()
