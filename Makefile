@@ -151,7 +151,9 @@ $(BUILD)/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $(ALL_LIBS)
 	    $(LDFLAGS) $(ALL_LIBS) $(LDLIBS)
 
 fuzz:
-	$(MAKE) BUILD=build-fuzz CC=clang SAN=1 build-fuzz/libvmingest.a build-fuzz/libvmingestd.a build-fuzz/libvmingest-client.a
+	$(MAKE) BUILD=build-fuzz CC=clang SAN=1 \
+	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined" \
+	    build-fuzz/libvmingest.a build-fuzz/libvmingestd.a build-fuzz/libvmingest-client.a
 	@mkdir -p build-fuzz/fuzz
 	for f in tests/fuzz/fuzz_*.c; do \
 	    n=$$(basename $$f .c); \
@@ -169,6 +171,11 @@ demo: deps all
 
 bench: deps all
 	@bench/run.sh $(BUILD)
+
+# Benchmark helpers (bench/*.c), built on demand by the bench/*.sh scripts.
+$(BUILD)/bench/%: bench/%.c $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(ALL_LIBS) $(LDLIBS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \

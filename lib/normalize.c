@@ -793,7 +793,7 @@ normalize_message(const struct limits *l, const void *raw, size_t len,
 	struct norm n;
 	struct hscan hs;
 	const char *p = raw;
-	size_t	 plen = len, skip;
+	size_t	 plen = len, skip, ll;
 	GByteArray *arr = NULL;
 	GMimeStream *stream = NULL;
 	GMimeParser *parser = NULL;
@@ -835,9 +835,12 @@ normalize_message(const struct limits *l, const void *raw, size_t len,
 		if (hs.leading_ws)
 			warn(&n, "header block starts with a folded line");
 		if (hs.nocolon > 0) {
-			log_escape(esc, sizeof(esc), p + hs.first_bad,
-			    strcspn(p + hs.first_bad, "\r\n") < 40 ?
-			    strcspn(p + hs.first_bad, "\r\n") : 40);
+			/* the input is not NUL-terminated: bounded scan */
+			for (ll = 0; ll < 40 && hs.first_bad + ll < plen &&
+			    p[hs.first_bad + ll] != '\r' &&
+			    p[hs.first_bad + ll] != '\n'; ll++)
+				;
+			log_escape(esc, sizeof(esc), p + hs.first_bad, ll);
 			warn(&n, "%zu header line(s) without colon, first at "
 			    "offset %zu: %s", hs.nocolon, hs.first_bad + skip,
 			    esc);
