@@ -58,6 +58,7 @@
 #include "config.h"
 #include "ingest.h"
 #include "log.h"
+#include "maildir.h"
 #include "pipeline.h"
 #include "record.h"
 #include "rules.h"
@@ -483,12 +484,6 @@ queue_close(struct ingest *ing, size_t qi)
 	q->mdfd = q->newfd = q->curfd = -1;
 }
 
-static int
-name_ok(const char *name)
-{
-	return name[0] != '\0' && name[0] != '.' && strlen(name) <= 255;
-}
-
 /* Hand one file to the workers unless it is in flight already. */
 static int
 dispatch(struct ingest *ing, size_t qi, const char *name)
@@ -497,7 +492,7 @@ dispatch(struct ingest *ing, size_t qi, const char *name)
 	struct job *j;
 	char	*key;
 
-	if (!name_ok(name))
+	if (!maildir_name_ok(name))
 		return 0;
 	key = inflight_key(qi, name);
 	if (g_hash_table_contains(ing->inflight, key) ||
@@ -760,11 +755,10 @@ finish_jobs(struct ingest *ing, unsigned n, int64_t t_commit)
 		if (j->kind == JOB_INJECT) {
 			/* no file: the record re-ran stored bytes */
 		} else if (q->keep == CONFIG_KEEP_CUR && j->kind == JOB_FILE) {
-			if (strstr(j->name, ":2,") != NULL)
-				snprintf(dst, sizeof(dst), "%s", j->name);
-			else
-				snprintf(dst, sizeof(dst), "%s:2,S", j->name);
-			if (renameat(q->newfd, j->name, q->curfd, dst) == -1 &&
+			if (maildir_cur_name(j->name, dst, sizeof(dst)) == -1)
+				log_warnx("queue %s: %s: name too long for cur/; "
+				    "left in new/", q->name, esc);
+			else if (renameat(q->newfd, j->name, q->curfd, dst) == -1 &&
 			    errno != ENOENT)
 				log_warn("queue %s: rename %s to cur/", q->name, esc);
 		} else if (unlinkat(q->newfd, j->name, 0) == -1 && errno != ENOENT)
@@ -913,14 +907,12 @@ update_stats(struct ingest *ing, int64_t now)
 			unsigned stats_left = 256;
 
 			while ((de = readdir(d)) != NULL && files < 10000000) {
-				char	*end;
 				long	 sec;
 
-				if (!name_ok(de->d_name) || de->d_type == DT_DIR)
+				if (!maildir_name_ok(de->d_name) || de->d_type == DT_DIR)
 					continue;
 				files++;
-				sec = strtol(de->d_name, &end, 10);
-				if (end == de->d_name || *end != '.' || sec <= 0) {
+				if ((sec = maildir_name_time(de->d_name)) == 0) {
 					struct stat sb;
 
 					if (stats_left == 0 || fstatat(q->newfd,

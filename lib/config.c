@@ -109,7 +109,22 @@ struct parse {
 	char		 err[512];
 	struct queue_cfg *q;		/* current [queue NAME] */
 	char		 qsection[128];
+	FILE		*fp;
+	int		 line;		/* line inih is processing */
+	int		 errline;	/* line of the first handler error */
 };
+
+/* inih reads through this, so the handler knows the current line. */
+static char *
+reader(char *buf, int n, void *arg)
+{
+	struct parse *p = arg;
+	char	*r = fgets(buf, n, p->fp);
+
+	if (r != NULL)
+		p->line++;
+	return r;
+}
 
 static char *
 xstrdup(const char *s)
@@ -268,6 +283,12 @@ queue_key(struct parse *p, const char *name, const char *v)
 			snprintf(p->err, sizeof(p->err), "empty value");
 			return 0;
 		}
+		if (q->maildir != NULL) {
+			/* inih merges a repeated [queue NAME] into one section */
+			snprintf(p->err, sizeof(p->err), "maildir given twice for "
+			    "queue \"%s\" (is the section repeated?)", q->name);
+			return 0;
+		}
 		free(q->maildir);
 		q->maildir = xstrdup(v);
 	} else if (!strcmp(name, "topic")) {
@@ -308,10 +329,24 @@ name_ok(const char *s)
 	return 1;
 }
 
+static int handler_1(struct parse *, const char *, const char *, const char *);
+
 static int
 handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse	*p = user;
+
+	if (p->errline != 0)
+		return 0;	/* report the first error only */
+	if (handler_1(p, section, name, value))
+		return 1;
+	p->errline = p->line;
+	return 0;
+}
+
+static int
+handler_1(struct parse *p, const char *section, const char *name, const char *value)
+{
 	struct config	*cf = p->cf;
 	const char	*why;
 	char		 whybuf[160];
@@ -411,12 +446,17 @@ config_load(const char *path, char *err, size_t errlen)
 			config_free(cf);
 			return NULL;
 		}
-		line = ini_parse_file(f, handler, &p);
+		p.fp = f;
+		line = ini_parse_stream(reader, &p, handler, &p);
 		fclose(f);
 		if (line != 0) {
-			if (p.err[0] == '\0')
+			if (line == -2)
+				log_fatal("config: out of memory");
+			if (p.errline == 0 || (line > 0 && line < p.errline)) {
 				snprintf(p.err, sizeof(p.err), "syntax error");
-			snprintf(err, errlen, "%s:%d: %s", path, line, p.err);
+				p.errline = line;
+			}
+			snprintf(err, errlen, "%s:%d: %s", path, p.errline, p.err);
 			config_free(cf);
 			return NULL;
 		}
