@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "ims.h"
+#include "normalize.h"
 #include "record.h"
 
 static struct limits L;
@@ -932,6 +933,53 @@ t_corpus_station(void **state)
 	free(text);
 }
 
+/* The same mail through normalize_message (GMime): MIME tree, decoding. */
+static void
+t_corpus_station_normalize(void **state)
+{
+	char	 dir[1024], path[2048], topic[64];
+	size_t	 len;
+	char	*raw;
+	Vmingest__Record *r;
+	Vmingest__ImsMessage *m;
+	Vmingest__ImsSection *s;
+
+	if (corpus_dir(dir, sizeof(dir)) == NULL) {
+		print_message("SKIP: IMS corpus %s not found\n", dir);
+		skip();
+	}
+	snprintf(path, sizeof(path), "%s/station-AS036-signed-waveform.eml",
+	    dir);
+	raw = slurp(path, &len);
+	assert_non_null(raw);
+	normalize_init();
+	r = record_new();
+	assert_int_equal(normalize_message(&L, raw, len, r), 0);
+	assert_int_equal(r->n_ims, 1);
+	m = r->ims[0];
+	assert_string_equal(m->version, "IMS1.0");
+	assert_string_equal(m->msg_type, "DATA");
+	assert_string_equal(m->ref_id->id, "20182949");
+	assert_true(m->complete);
+	assert_int_equal(m->index, 1);
+	assert_int_equal(m->count, 1);
+	assert_true(m->smime_signed);
+	assert_string_equal(m->smime_protocol, "application/x-pkcs7-signature");
+	assert_int_equal(m->n_sections, 1);
+	s = m->sections[0];
+	assert_int_equal(s->n_channels, 3);
+	assert_string_equal(s->stations[0], "IDI");
+	assert_int_equal(s->start_unix, 1174515780);
+	assert_int_equal(s->end_unix, 1174515780 + 1380);
+	/* the message lies in the first part of the multipart/signed */
+	assert_string_equal(m->part_path, "1");
+	assert_string_equal(s->part_path, "1");
+	assert_int_equal(ims_topic(r, topic, sizeof(topic)), 0);
+	assert_string_equal(topic, "ims.data.waveform");
+	record_free(r);
+	free(raw);
+}
+
 int
 main(void)
 {
@@ -959,6 +1007,7 @@ main(void)
 		cmocka_unit_test(t_corpus_all),
 		cmocka_unit_test(t_corpus_requests),
 		cmocka_unit_test(t_corpus_station),
+		cmocka_unit_test(t_corpus_station_normalize),
 	};
 
 	limits_default(&L);
