@@ -21,6 +21,9 @@
 #include "store.h"
 #include "vmingest.pb-c.h"
 
+/* Topic frame of heartbeats: not a valid topic, so it never collides. */
+#define PUBLISH_HB_TOPIC	"!hb"
+
 struct publisher;
 
 struct publisher_topic_stat {

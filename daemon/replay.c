@@ -1,0 +1,796 @@
+/*
+ * replay.c - the replay service (replay.h, docs/PROTOCOL.md "Replay").
+ *
+ * A client (DEALER) sends a ReplayRequest; the ROUTER thread keeps one
+ * stream per peer identity (a new request replaces the peer's previous
+ * stream) and serves the active streams round-robin.  Each batch is one
+ * short read transaction: renew the snapshot, walk the records from the
+ * stream's position, send up to `credit` matching records (or
+ * REPLAY_BATCH_BYTES, or a 5 ms / scan budget, whichever comes first),
+ * reset the snapshot.  When the credit is used the stream sends BATCH_END
+ * and waits for a `more` request; at the end (head, to_seq or
+ * max_records) it sends REPLAY_END with the covered seq, the store head
+ * and the topic heads matching the request, from the same snapshot.
+ *
+ * A record is sent once, on the first of its topics that matches the
+ * request, as [topic][Envelope][Record] (+ [raw] with with_raw).  Only
+ * records that were published (have topics) are replayed, or with
+ * quarantined_only only QUARANTINED ones (topic frame = Record.topic,
+ * topic_seq 0).
+ *
+ * Error policy: a bad request gets an ERROR reply; a store error ends the
+ * stream with ERROR; a vanished peer (EHOSTUNREACH) ends it silently.
+ *
+ * SECURITY: requests are untrusted: size-limited before unpacking,
+ * prefixes and topics checked for the topic alphabet and length, credit
+ * and stream count bounded, idle streams dropped after REPLAY_IDLE_MS.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zmq.h>
+
+#include "log.h"
+#include "record.h"
+#include "replay.h"
+
+#define REPLAY_MAX_PREFIXES	64
+#define REPLAY_MAX_FROM		1024
+#define REPLAY_MAX_HEADS	4096
+#define REPLAY_BUDGET_MS	5
+#define REPLAY_ID_MAX		256
+
+/* why a stream ended */
+#define END_HEAD	1	/* reached the store head */
+#define END_TO		2	/* passed to_seq */
+#define END_MAX		3	/* sent max_records */
+
+struct from_ts {
+	char	*topic;
+	uint64_t ts;
+};
+
+struct stream {
+	int	 used;
+	uint8_t	 id[REPLAY_ID_MAX];
+	size_t	 idlen;
+	int	 delim;		/* the client sent an empty delimiter frame */
+	uint64_t request_id;
+	char	**prefixes;
+	size_t	 n_prefixes;
+	struct from_ts *from;
+	size_t	 n_from;
+	uint64_t next_seq;	/* next seq to look at */
+	uint64_t to_seq;	/* 0 = head */
+	uint64_t remaining;	/* records still wanted (UINT64_MAX = all) */
+	uint32_t credit;	/* per batch */
+	uint32_t left;		/* left in this batch */
+	int	 quarantined_only;
+	int	 with_raw;
+	int	 waiting;	/* BATCH_END sent, waiting for `more` */
+	int64_t	 last_ms;
+	uint64_t last_sent;	/* seq of the last record sent */
+};
+
+struct replay {
+	const struct config *cf;
+	struct store *st;
+	void	*ctx;
+	void	*router;
+	void	*mon;
+	uint64_t epoch;
+	pthread_t thr;
+	int	 started;
+	volatile int stop;
+	struct store_rtxn *r;
+	struct stream streams[REPLAY_MAX_STREAMS];
+	size_t	 rr;		/* round-robin position */
+
+	pthread_mutex_t mu;
+	struct replay_counts c;
+	struct zap_counters mc;
+};
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+count(struct replay *rp, uint64_t req, uint64_t recs, uint64_t errs)
+{
+	pthread_mutex_lock(&rp->mu);
+	rp->c.requests += req;
+	rp->c.records += recs;
+	rp->c.errors += errs;
+	pthread_mutex_unlock(&rp->mu);
+}
+
+static void
+stream_clear(struct stream *s)
+{
+	size_t	 i;
+
+	for (i = 0; i < s->n_prefixes; i++)
+		free(s->prefixes[i]);
+	free(s->prefixes);
+	for (i = 0; i < s->n_from; i++)
+		free(s->from[i].topic);
+	free(s->from);
+	memset(s, 0, sizeof(*s));
+}
+
+/* A topic prefix: topic characters and dots, at most 255 bytes. */
+static int
+prefix_ok(const char *p)
+{
+	size_t	 n = strlen(p);
+
+	if (n > 255)
+		return 0;
+	return strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_-.") == n;
+}
+
+static int
+prefix_match(const struct stream *s, const char *topic)
+{
+	size_t	 i;
+
+	if (s->n_prefixes == 0)
+		return 1;
+	for (i = 0; i < s->n_prefixes; i++)
+		if (!strncmp(topic, s->prefixes[i], strlen(s->prefixes[i])))
+			return 1;
+	return 0;
+}
+
+/* Reply frames start with the identity (and the delimiter if the client used one). */
+static int
+send_head(struct replay *rp, const uint8_t *id, size_t idlen, int delim, int dontwait)
+{
+	if (zmq_send(rp->router, id, idlen, ZMQ_SNDMORE |
+	    (dontwait ? ZMQ_DONTWAIT : 0)) == -1)
+		return -1;
+	if (delim && zmq_send(rp->router, "", 0, ZMQ_SNDMORE) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+send_env(void *sock, const Vmingest__Envelope *env, int flags)
+{
+	size_t	 n = vmingest__envelope__get_packed_size(env);
+	uint8_t	*buf;
+	int	 rc;
+
+	if ((buf = malloc(n ? n : 1)) == NULL)
+		log_fatal("malloc");
+	vmingest__envelope__pack(env, buf);
+	rc = zmq_send(sock, buf, n, flags) == -1 ? -1 : 0;
+	free(buf);
+	return rc;
+}
+
+/* A control reply: [id][""][Envelope] (ERROR, BATCH_END, REPLAY_END). */
+static void
+send_control(struct replay *rp, const uint8_t *id, size_t idlen, int delim,
+    Vmingest__Envelope *env)
+{
+	env->epoch = rp->epoch;
+	env->sent_at_us = now_us();
+	if (send_head(rp, id, idlen, delim, 1) != 0)
+		return;
+	zmq_send(rp->router, "", 0, ZMQ_SNDMORE);
+	send_env(rp->router, env, 0);
+}
+
+static void
+send_error(struct replay *rp, const uint8_t *id, size_t idlen, int delim,
+    uint64_t request_id, const char *why)
+{
+	Vmingest__Envelope env = VMINGEST__ENVELOPE__INIT;
+	char	 esc[300];
+
+	env.kind = VMINGEST__ENVELOPE__KIND__ERROR;
+	env.error = (char *)(uintptr_t)why;
+	env.seq = request_id;	/* ERROR echoes the request_id in seq */
+	send_control(rp, id, idlen, delim, &env);
+	log_escape(esc, sizeof(esc), why, strlen(why));
+	log_info("replay: request=%llu action=error reason=\"%s\"",
+	    (unsigned long long)request_id, esc);
+	count(rp, 0, 0, 1);
+}
+
+struct heads_arg {
+	const struct stream *s;
+	Vmingest__TopicHead *th;
+	Vmingest__TopicHead **thp;
+	size_t	 n;
+	char	 names[REPLAY_MAX_HEADS][256];
+};
+
+static int
+heads_cb(const char *topic, uint64_t head, void *arg)
+{
+	struct heads_arg *a = arg;
+
+	if (!prefix_match(a->s, topic))
+		return 0;
+	if (a->n >= REPLAY_MAX_HEADS)
+		return 1;
+	snprintf(a->names[a->n], sizeof(a->names[a->n]), "%s", topic);
+	vmingest__topic_head__init(&a->th[a->n]);
+	a->th[a->n].topic = a->names[a->n];
+	a->th[a->n].topic_seq = head;
+	a->thp[a->n] = &a->th[a->n];
+	a->n++;
+	return 0;
+}
+
+/* REPLAY_END from the current snapshot: covered seq, head, topic heads. */
+static void
+send_end(struct replay *rp, const struct stream *s, uint64_t covered)
+{
+	Vmingest__Envelope env = VMINGEST__ENVELOPE__INIT;
+	struct heads_arg *a;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL ||
+	    (a->th = calloc(REPLAY_MAX_HEADS, sizeof(*a->th))) == NULL ||
+	    (a->thp = calloc(REPLAY_MAX_HEADS, sizeof(*a->thp))) == NULL)
+		log_fatal("calloc");
+	a->s = s;
+	env.kind = VMINGEST__ENVELOPE__KIND__REPLAY_END;
+	env.head_seq = store_head(rp->r);
+	env.seq = covered;
+	env.topic_seq = s->request_id;	/* REPLAY_END echoes the request_id */
+	if (!s->quarantined_only)
+		store_topics(rp->r, heads_cb, a);
+	env.heads = a->thp;
+	env.n_heads = a->n;
+	send_control(rp, s->id, s->idlen, s->delim, &env);
+	free(a->th);
+	free(a->thp);
+	free(a);
+}
+
+/* Which topic (and topic_seq) a record goes out on, or NULL if it does not match. */
+static const char *
+record_match(const struct stream *s, const Vmingest__Record *rec, uint64_t *ts)
+{
+	size_t	 i, j;
+
+	if (s->quarantined_only) {
+		if (rec->disposition != VMINGEST__DISPOSITION__QUARANTINED ||
+		    !prefix_match(s, rec->topic))
+			return NULL;
+		*ts = 0;
+		return rec->topic;
+	}
+	for (i = 0; i < rec->n_topics; i++) {
+		const Vmingest__TopicSeq *t = rec->topics[i];
+
+		if (!prefix_match(s, t->topic))
+			continue;
+		for (j = 0; j < s->n_from; j++)
+			if (!strcmp(s->from[j].topic, t->topic))
+				break;
+		if (j < s->n_from && t->topic_seq < s->from[j].ts)
+			continue;
+		*ts = t->topic_seq;
+		return t->topic;
+	}
+	return NULL;
+}
+
+/*
+ * Send one record; 0 sent, 1 try later (HWM), -1 peer gone.
+ */
+static int
+send_record(struct replay *rp, struct stream *s, uint64_t seq, const char *topic,
+    uint64_t ts, const void *data, size_t len)
+{
+	Vmingest__Envelope env = VMINGEST__ENVELOPE__INIT;
+	const void *raw = NULL;
+	size_t	 rawlen = 0;
+
+	if (send_head(rp, s->id, s->idlen, s->delim, 1) != 0)
+		return errno == EAGAIN ? 1 : -1;
+	env.epoch = rp->epoch;
+	env.seq = seq;
+	env.topic_seq = ts;
+	env.kind = VMINGEST__ENVELOPE__KIND__RECORD;
+	env.topic = (char *)(uintptr_t)topic;
+	env.sent_at_us = now_us();
+	if (s->with_raw && store_get_raw(rp->r, seq, &raw, &rawlen) != 0) {
+		raw = "";
+		rawlen = 0;
+	}
+	zmq_send(rp->router, topic, strlen(topic), ZMQ_SNDMORE);
+	send_env(rp->router, &env, ZMQ_SNDMORE);
+	zmq_send(rp->router, data, len, s->with_raw ? ZMQ_SNDMORE : 0);
+	if (s->with_raw)
+		zmq_send(rp->router, raw, rawlen, 0);
+	return 0;
+}
+
+/* One batch of one stream in one short read transaction. */
+static void
+serve_batch(struct replay *rp, struct stream *s)
+{
+	Vmingest__Envelope env = VMINGEST__ENVELOPE__INIT;
+	struct store_cursor *c = NULL;
+	Vmingest__Record *rec;
+	const void *data;
+	const char *topic;
+	size_t	 len, bytes = 0, scanned = 0, scan_max;
+	uint64_t seq, ts, head, sent = 0;
+	int64_t	 t0 = mono_ms();
+	int	 rc, end = 0, gone = 0;
+
+	if ((rc = store_rrenew(rp->r)) != 0) {
+		send_error(rp, s->id, s->idlen, s->delim, s->request_id,
+		    store_strerror(rc));
+		stream_clear(s);
+		return;
+	}
+	head = store_head(rp->r);
+	scan_max = (size_t)s->left * 8 + 4096;
+	if (s->remaining == 0)
+		end = END_MAX;
+	else if (s->to_seq && s->next_seq > s->to_seq)
+		end = END_TO;
+	else if (s->next_seq > head ||
+	    store_cursor_open(rp->r, s->next_seq, &c) != 0)
+		end = END_HEAD;
+	while (!end && s->left > 0 && bytes < REPLAY_BATCH_BYTES &&
+	    scanned < scan_max) {
+		if ((scanned & 63) == 63 && mono_ms() - t0 >= REPLAY_BUDGET_MS)
+			break;
+		if (store_cursor_next(c, &seq, &data, &len) != 0) {
+			end = END_HEAD;
+			break;
+		}
+		if (s->to_seq && seq > s->to_seq) {
+			end = END_TO;
+			break;
+		}
+		scanned++;
+		if ((rec = record_unpack(data, len)) == NULL) {
+			log_warnx("replay: seq=%llu: stored record does not unpack, "
+			    "skipped", (unsigned long long)seq);
+			s->next_seq = seq + 1;
+			continue;
+		}
+		if ((topic = record_match(s, rec, &ts)) != NULL) {
+			rc = send_record(rp, s, seq, topic, ts, data, len);
+			if (rc != 0) {
+				record_free(rec);
+				gone = rc < 0;
+				break;	/* HWM: retry this seq later */
+			}
+			s->left--;
+			s->last_sent = seq;
+			bytes += len;
+			sent++;
+			if (s->remaining != UINT64_MAX && --s->remaining == 0)
+				end = END_MAX;
+		}
+		record_free(rec);
+		s->next_seq = seq + 1;
+	}
+	store_cursor_close(c);
+	if (gone) {
+		log_info("replay: request=%llu action=drop reason=peer-gone",
+		    (unsigned long long)s->request_id);
+		store_rreset(rp->r);
+		count(rp, 0, sent, 0);
+		stream_clear(s);
+		return;
+	}
+	s->last_ms = mono_ms();
+	if (end) {
+		/* covered: everything up to here that matched has been sent */
+		uint64_t covered;
+
+		if (end == END_MAX)
+			covered = s->last_sent;
+		else if (end == END_TO)
+			covered = s->to_seq;
+		else
+			covered = s->to_seq && s->to_seq < head ? s->to_seq : head;
+		send_end(rp, s, covered);
+		store_rreset(rp->r);
+		log_info("replay: request=%llu action=end covered=%llu",
+		    (unsigned long long)s->request_id, (unsigned long long)covered);
+		count(rp, 0, sent, 0);
+		stream_clear(s);
+		return;
+	}
+	store_rreset(rp->r);
+	count(rp, 0, sent, 0);
+	if (s->left == 0 || bytes >= REPLAY_BATCH_BYTES) {
+		env.kind = VMINGEST__ENVELOPE__KIND__BATCH_END;
+		env.seq = s->next_seq - 1;
+		env.topic_seq = s->request_id;
+		env.head_seq = head;
+		send_control(rp, s->id, s->idlen, s->delim, &env);
+		s->waiting = 1;
+	}
+}
+
+static struct stream *
+stream_find(struct replay *rp, const uint8_t *id, size_t idlen)
+{
+	size_t	 i;
+
+	for (i = 0; i < REPLAY_MAX_STREAMS; i++)
+		if (rp->streams[i].used && rp->streams[i].idlen == idlen &&
+		    !memcmp(rp->streams[i].id, id, idlen))
+			return &rp->streams[i];
+	return NULL;
+}
+
+static struct stream *
+stream_alloc(struct replay *rp)
+{
+	size_t	 i, oldest = 0;
+
+	for (i = 0; i < REPLAY_MAX_STREAMS; i++)
+		if (!rp->streams[i].used)
+			return &rp->streams[i];
+	/* all taken: the longest idle one waiting for credit makes room */
+	for (i = 1; i < REPLAY_MAX_STREAMS; i++)
+		if (rp->streams[i].last_ms < rp->streams[oldest].last_ms)
+			oldest = i;
+	if (!rp->streams[oldest].waiting)
+		return NULL;
+	stream_clear(&rp->streams[oldest]);
+	return &rp->streams[oldest];
+}
+
+/* Start position of a new stream (first seq to look at). */
+static int
+stream_begin(struct replay *rp, struct stream *s, const Vmingest__ReplayRequest *q)
+{
+	uint64_t start = q->from_seq ? q->from_seq : 1, seq, best = UINT64_MAX;
+	size_t	 i;
+	int	 rc;
+
+	if (q->n_from_topic == 0) {
+		s->next_seq = start;
+		return 0;
+	}
+	if ((rc = store_rrenew(rp->r)) != 0)
+		return rc;
+	for (i = 0; i < q->n_from_topic; i++) {
+		if (store_topic_find(rp->r, q->from_topic[i]->topic,
+		    q->from_topic[i]->topic_seq, &seq, NULL) == 0 && seq < best)
+			best = seq;
+	}
+	if (best == UINT64_MAX)
+		best = store_head(rp->r) + 1;
+	store_rreset(rp->r);
+	s->next_seq = q->from_seq && q->from_seq < best ? q->from_seq : best;
+	return 0;
+}
+
+static void
+handle_request(struct replay *rp, const uint8_t *id, size_t idlen, int delim,
+    const void *data, size_t len)
+{
+	Vmingest__ReplayRequest *q;
+	struct stream *s;
+	size_t	 i;
+	const char *bad = NULL;
+	uint32_t credit;
+
+	count(rp, 1, 0, 0);
+	if (len > REPLAY_REQUEST_BYTES) {
+		send_error(rp, id, idlen, delim, 0, "request too large");
+		return;
+	}
+	if ((q = vmingest__replay_request__unpack(NULL, len, data)) == NULL) {
+		send_error(rp, id, idlen, delim, 0, "request is not a ReplayRequest");
+		return;
+	}
+	s = stream_find(rp, id, idlen);
+	if (q->cancel) {
+		if (s != NULL)
+			stream_clear(s);
+		goto out;
+	}
+	credit = q->credit ? q->credit : rp->cf->publish.replay_batch;
+	if (credit > REPLAY_MAX_CREDIT)
+		credit = REPLAY_MAX_CREDIT;
+	if (q->more) {
+		if (s == NULL || s->request_id != q->request_id || !s->waiting) {
+			send_error(rp, id, idlen, delim, q->request_id,
+			    "no such stream (more without a request)");
+			goto out;
+		}
+		s->waiting = 0;
+		s->left = q->credit ? credit : s->credit;
+		s->last_ms = mono_ms();
+		goto out;
+	}
+	if (q->n_prefixes > REPLAY_MAX_PREFIXES)
+		bad = "too many prefixes";
+	for (i = 0; bad == NULL && i < q->n_prefixes; i++)
+		if (!prefix_ok(q->prefixes[i]))
+			bad = "bad topic prefix";
+	if (bad == NULL && q->n_from_topic > REPLAY_MAX_FROM)
+		bad = "too many from_topic entries";
+	for (i = 0; bad == NULL && i < q->n_from_topic; i++)
+		if (!config_topic_ok(q->from_topic[i]->topic))
+			bad = "bad topic in from_topic";
+	if (bad == NULL && q->to_seq && q->from_seq > q->to_seq)
+		bad = "from_seq after to_seq";
+	if (bad != NULL) {
+		send_error(rp, id, idlen, delim, q->request_id, bad);
+		goto out;
+	}
+	if (s != NULL)
+		stream_clear(s);	/* a new request replaces the old stream */
+	else if ((s = stream_alloc(rp)) == NULL) {
+		send_error(rp, id, idlen, delim, q->request_id,
+		    "too many concurrent replays, retry later");
+		goto out;
+	}
+	s->used = 1;
+	memcpy(s->id, id, idlen);
+	s->idlen = idlen;
+	s->delim = delim;
+	s->request_id = q->request_id;
+	if (q->n_prefixes > 0 &&
+	    (s->prefixes = calloc(q->n_prefixes, sizeof(char *))) == NULL)
+		log_fatal("calloc");
+	for (i = 0; i < q->n_prefixes; i++)
+		if ((s->prefixes[s->n_prefixes++] = strdup(q->prefixes[i])) == NULL)
+			log_fatal("strdup");
+	if (q->n_from_topic > 0 &&
+	    (s->from = calloc(q->n_from_topic, sizeof(*s->from))) == NULL)
+		log_fatal("calloc");
+	for (i = 0; i < q->n_from_topic; i++) {
+		if ((s->from[i].topic = strdup(q->from_topic[i]->topic)) == NULL)
+			log_fatal("strdup");
+		s->from[i].ts = q->from_topic[i]->topic_seq;
+		s->n_from++;
+	}
+	s->to_seq = q->to_seq;
+	s->remaining = q->max_records ? q->max_records : UINT64_MAX;
+	s->credit = s->left = credit;
+	s->quarantined_only = q->quarantined_only;
+	s->with_raw = q->with_raw;
+	s->last_ms = mono_ms();
+	if (stream_begin(rp, s, q) != 0) {
+		send_error(rp, id, idlen, delim, q->request_id, "store read failed");
+		stream_clear(s);
+		goto out;
+	}
+	log_info("replay: request=%llu from=%llu to=%llu max=%llu prefixes=%zu "
+	    "credit=%u%s%s%s", (unsigned long long)q->request_id,
+	    (unsigned long long)s->next_seq, (unsigned long long)s->to_seq,
+	    (unsigned long long)q->max_records, s->n_prefixes, credit,
+	    s->quarantined_only ? " quarantined_only" : "",
+	    s->with_raw ? " with_raw" : "", q->head_only ? " head_only" : "");
+	if (q->head_only) {
+		if (store_rrenew(rp->r) == 0) {
+			send_end(rp, s, store_head(rp->r));
+			store_rreset(rp->r);
+		}
+		stream_clear(s);
+	}
+out:
+	vmingest__replay_request__free_unpacked(q, NULL);
+}
+
+/* Read one request message off the ROUTER: [id]([""])[request]. */
+static void
+read_request(struct replay *rp)
+{
+	zmq_msg_t f[4];
+	int	 n = 0, more = 1, i;
+
+	while (more) {
+		zmq_msg_t *m = n < 4 ? &f[n] : NULL, x;
+
+		if (m == NULL)
+			m = &x;
+		zmq_msg_init(m);
+		if (zmq_msg_recv(m, rp->router, ZMQ_DONTWAIT) == -1) {
+			zmq_msg_close(m);
+			break;
+		}
+		more = zmq_msg_more(m);
+		if (m == &x)
+			zmq_msg_close(&x);
+		else
+			n++;
+		if (n == 4 && more) {	/* too many frames: drain, then refuse */
+			n = 5;
+			zmq_msg_close(&f[3]);
+			zmq_msg_init(&f[3]);
+		}
+	}
+	if (n >= 1 && zmq_msg_size(&f[0]) <= REPLAY_ID_MAX) {
+		if (n == 2)
+			handle_request(rp, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), 0,
+			    zmq_msg_data(&f[1]), zmq_msg_size(&f[1]));
+		else if (n == 3 && zmq_msg_size(&f[1]) == 0)
+			handle_request(rp, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), 1,
+			    zmq_msg_data(&f[2]), zmq_msg_size(&f[2]));
+		else
+			send_error(rp, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]),
+			    n >= 2 && zmq_msg_size(&f[1]) == 0, 0,
+			    "expected one frame: a ReplayRequest");
+	}
+	for (i = 0; i < n && i < 4; i++)
+		zmq_msg_close(&f[i]);
+}
+
+static void *
+replay_main(void *arg)
+{
+	struct replay *rp = arg;
+	zmq_pollitem_t it[2];
+	size_t	 i, k;
+	int	 nit, busy = 0, loops;
+	int64_t	 now;
+
+	while (!rp->stop) {
+		memset(it, 0, sizeof(it));
+		it[0].socket = rp->router;
+		it[0].events = ZMQ_POLLIN;
+		nit = 1;
+		if (rp->mon != NULL) {
+			it[1].socket = rp->mon;
+			it[1].events = ZMQ_POLLIN;
+			nit = 2;
+		}
+		if (zmq_poll(it, nit, busy ? 0 : 100) == -1) {
+			if (errno == ETERM)
+				break;
+			continue;
+		}
+		for (loops = 0; loops < 64 && (it[0].revents & ZMQ_POLLIN); loops++) {
+			int	 ev = 0;
+			size_t	 evlen = sizeof(ev);
+
+			read_request(rp);
+			if (zmq_getsockopt(rp->router, ZMQ_EVENTS, &ev, &evlen) != 0 ||
+			    !(ev & ZMQ_POLLIN))
+				break;
+		}
+		if (nit == 2 && (it[1].revents & ZMQ_POLLIN)) {
+			pthread_mutex_lock(&rp->mu);
+			zap_monitor_drain(rp->mon, "replay", &rp->mc);
+			pthread_mutex_unlock(&rp->mu);
+		}
+		/* one batch per active stream, round-robin */
+		busy = 0;
+		now = mono_ms();
+		for (k = 0; k < REPLAY_MAX_STREAMS; k++) {
+			struct stream *s;
+
+			i = (rp->rr + k) % REPLAY_MAX_STREAMS;
+			s = &rp->streams[i];
+			if (!s->used)
+				continue;
+			if (s->waiting) {
+				if (now - s->last_ms > REPLAY_IDLE_MS) {
+					log_info("replay: request=%llu action=drop "
+					    "reason=idle", (unsigned long long)s->request_id);
+					stream_clear(s);
+				}
+				continue;
+			}
+			serve_batch(rp, s);
+			if (s->used && !s->waiting)
+				busy = 1;
+		}
+		rp->rr = (rp->rr + 1) % REPLAY_MAX_STREAMS;
+	}
+	return NULL;
+}
+
+int
+replay_start(struct replay **out, void *ctx, const struct config *cf,
+    struct store *st, struct zap *zap, char *err, size_t errlen)
+{
+	struct replay *rp;
+	int	 one = 1, zero = 0, linger = 0, rc;
+
+	*out = NULL;
+	if ((rp = calloc(1, sizeof(*rp))) == NULL)
+		log_fatal("calloc");
+	rp->cf = cf;
+	rp->st = st;
+	rp->ctx = ctx;
+	rp->epoch = store_epoch(st);
+	pthread_mutex_init(&rp->mu, NULL);
+	if ((rc = store_rbegin(st, &rp->r)) != 0) {
+		snprintf(err, errlen, "replay: %s", store_strerror(rc));
+		goto fail;
+	}
+	store_rreset(rp->r);
+	if ((rp->router = zmq_socket(ctx, ZMQ_ROUTER)) == NULL) {
+		snprintf(err, errlen, "replay: zmq_socket: %s", zmq_strerror(errno));
+		goto fail;
+	}
+	zmq_setsockopt(rp->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	/* credit bounds what is queued per stream; no HWM drops on ROUTER */
+	zmq_setsockopt(rp->router, ZMQ_SNDHWM, &zero, sizeof(zero));
+	zmq_setsockopt(rp->router, ZMQ_LINGER, &linger, sizeof(linger));
+	if (zap_secure_socket(zap, rp->router, err, errlen) != 0)
+		goto fail;
+	rp->mon = zap_monitor_open(ctx, rp->router, "replay");
+	if (zmq_bind(rp->router, cf->publish.replay_endpoint) != 0) {
+		snprintf(err, errlen, "bind %s: %s", cf->publish.replay_endpoint,
+		    zmq_strerror(errno));
+		goto fail;
+	}
+	log_notice("replay: ROUTER bound to %s%s", cf->publish.replay_endpoint,
+	    zap ? " (CURVE)" : "");
+	if (pthread_create(&rp->thr, NULL, replay_main, rp) != 0)
+		log_fatalx("replay: pthread_create");
+	rp->started = 1;
+	*out = rp;
+	return 0;
+fail:
+	replay_stop(rp);
+	return -1;
+}
+
+void
+replay_stop(struct replay *rp)
+{
+	size_t	 i;
+
+	if (rp == NULL)
+		return;
+	rp->stop = 1;
+	if (rp->started)
+		pthread_join(rp->thr, NULL);
+	for (i = 0; i < REPLAY_MAX_STREAMS; i++)
+		if (rp->streams[i].used)
+			stream_clear(&rp->streams[i]);
+	if (rp->mon != NULL)
+		zmq_close(rp->mon);
+	if (rp->router != NULL) {
+		zmq_socket_monitor(rp->router, NULL, 0);
+		zmq_close(rp->router);
+	}
+	store_rend(rp->r);
+	pthread_mutex_destroy(&rp->mu);
+	free(rp);
+}
+
+void
+replay_counts(struct replay *rp, struct replay_counts *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (rp == NULL)
+		return;
+	pthread_mutex_lock(&rp->mu);
+	*c = rp->c;
+	c->auth_failures = rp->mc.auth_failures;
+	c->connected = rp->mc.connected;
+	pthread_mutex_unlock(&rp->mu);
+}
