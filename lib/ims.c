@@ -176,6 +176,45 @@ msg_warn(struct ims_ctx *c, const char *fmt, ...)
 
 /* ---- lines and tokens ---- */
 
+static int
+blank_ok(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f' ||
+	    ch == '\v';
+}
+
+/*
+ * Fast path: step over the next physical line when its first non-blank
+ * byte is not in `starts` (no keyword that matters here can begin it),
+ * it is not over-long and it does not continue on the next line.  Saves
+ * copying and splitting the bulk of waveform and bulletin data.
+ * Returns 1 when a line was skipped.
+ */
+static int
+skip_line(struct ims_ctx *c, const char *starts, int join)
+{
+	const char *t = c->text, *nl;
+	size_t	 p = c->pos, end, e;
+
+	while (p < c->len && (t[p] == ' ' || t[p] == '\t'))
+		p++;
+	if (p >= c->len || t[p] == '\n' || t[p] == '\r' || t[p] == '\0' ||
+	    strchr(starts, t[p]) != NULL)
+		return 0;
+	nl = memchr(t + p, '\n', c->len - p);
+	end = nl != NULL ? (size_t)(nl - t) : c->len;
+	if (end - c->pos > c->cap)
+		return 0;		/* let next_line() see and warn */
+	e = end;
+	while (e > p && blank_ok(t[e - 1]))
+		e--;
+	if (join && e > p && t[e - 1] == '\\')
+		return 0;
+	c->pos = nl != NULL ? end + 1 : c->len;
+	c->phys_no++;
+	return 1;
+}
+
 /* Next physical line: offset and length without the LF or CRLF. */
 static int
 next_phys(struct ims_ctx *c, size_t *start, size_t *n)
@@ -246,12 +285,6 @@ next_line(struct ims_ctx *c, int join)
 	return 1;
 }
 
-static int
-blank_ok(char ch)
-{
-	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f' ||
-	    ch == '\v';
-}
 
 /* Split the current line into blank-separated tokens (at most MAXTOK). */
 static void
@@ -1497,7 +1530,16 @@ ims_parse_part(const struct limits *l, Vmingest__Record *rec,
 	c.buf = xmalloc(c.cap + 1);
 	c.t0 = c.t1 = -1;
 
-	while (next_line(&c, !c.in_section)) {
+	for (;;) {
+		if (c.m == NULL && !first)
+			while (skip_line(&c, "Bb", 1))
+				continue;
+		else if (c.m != NULL && c.in_section && c.phd == PHD_NONE)
+			while (skip_line(&c, c.in_dat2 ? "SsBbDdWwCc" :
+			    "SsBbDdWwCc#%", 0))
+				continue;
+		if (!next_line(&c, !c.in_section))
+			break;
 		split_line(&c);
 		if (c.ntk == 0)
 			continue;
