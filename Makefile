@@ -25,7 +25,7 @@ CORPUS   ?= ../shared/corpus
 PYTHON   ?= /usr/bin/python3
 CC       ?= cc
 
-PKGS     := gmime-3.0 glib-2.0 libprotobuf-c lmdb libzmq libmicrohttpd inih jansson libsystemd
+PKGS     := gmime-3.0 glib-2.0 libprotobuf-c lmdb libzmq libmicrohttpd inih jansson libsystemd libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

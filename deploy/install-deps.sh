@@ -9,7 +9,7 @@ set -eu
 
 PKGS="
 build-essential pkg-config git
-libglib2.0-dev libgmime-3.0-dev
+libglib2.0-dev libgmime-3.0-dev libssl-dev
 liblmdb-dev lmdb-utils
 libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 libzmq3-dev

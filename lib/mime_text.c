@@ -1,6 +1,7 @@
 /*
  * mime_text.c - transfer decoding and charset conversion for normalize.
  *
+ *   mime_text_init    pin the gconv modules of common charsets
  *   mime_decode_part  undo Content-Transfer-Encoding, once per part
  *   mime_to_utf8      declared charset -> UTF-8, bad bytes -> U+FFFD
  *   mime_text_ok      does an attachment look like text
@@ -41,36 +42,73 @@ xrealloc(void *p, size_t n)
 	return q;
 }
 
-/* Read all of stream s into a malloc buffer. */
-static int
-read_all(GMimeStream *s, struct mime_buf *b)
-{
-	gint64	 slen;
-	size_t	 cap, len = 0;
-	ssize_t	 n;
+/*
+ * Charsets seen in real mail (and in IMS traffic from stations world
+ * wide); the descriptors are held, never used, so that their modules
+ * stay loaded.  A name iconv does not know is skipped.
+ */
+static const char *const pinned_names[] = {
+	"ISO-8859-1", "ISO-8859-2", "ISO-8859-5", "ISO-8859-7", "ISO-8859-9",
+	"ISO-8859-15", "WINDOWS-1250", "WINDOWS-1251", "WINDOWS-1252",
+	"WINDOWS-1256", "KOI8-R", "KOI8-U", "ISO-2022-JP", "SHIFT_JIS",
+	"EUC-JP", "EUC-KR", "GB2312", "GBK", "GB18030", "BIG5", "UTF-7",
+	"UTF-16", "CP866", "TIS-620",
+};
+static iconv_t pinned[sizeof(pinned_names) / sizeof(pinned_names[0])];
 
-	g_mime_stream_reset(s);
-	slen = g_mime_stream_length(s);
-	cap = slen > 0 ? (size_t)slen + 1 : READ_CHUNK;
-	b->data = xrealloc(NULL, cap);
-	for (;;) {
-		if (cap - len < READ_CHUNK / 4 + 1) {
-			cap = cap * 2;
-			b->data = xrealloc(b->data, cap);
+void
+mime_text_init(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(pinned_names) / sizeof(pinned_names[0]); i++)
+		pinned[i] = iconv_open("UTF-8", pinned_names[i]);
+}
+
+/*
+ * The bytes of content stream s.  GMime's parser, reading a memory
+ * stream, hands each part a memory substream sharing the message's
+ * buffer, so the bytes are borrowed where they lie (*owned = NULL);
+ * any other stream is read into a malloc buffer (*owned).
+ */
+static int
+stream_bytes(GMimeStream *s, const char **data, size_t *len, char **owned)
+{
+	GByteArray *ba;
+	gint64	 start, end;
+	size_t	 cap, got = 0;
+	ssize_t	 n;
+	char	*b;
+
+	*owned = NULL;
+	if (GMIME_IS_STREAM_MEM(s) &&
+	    (ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s))) != NULL) {
+		start = s->bound_start;
+		end = s->bound_end;
+		if (end < 0 || end > (gint64)ba->len)
+			end = (gint64)ba->len;
+		if (start >= 0 && start <= end) {
+			*data = (const char *)ba->data + start;
+			*len = (size_t)(end - start);
+			return 0;
 		}
-		n = g_mime_stream_read(s, b->data + len, cap - len - 1);
-		if (n < 0) {
-			b->data[len] = '\0';
-			b->len = len;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
 	}
-	b->data[len] = '\0';
-	b->len = len;
-	return 0;
+	g_mime_stream_reset(s);
+	cap = READ_CHUNK;
+	b = xrealloc(NULL, cap);
+	for (;;) {
+		if (got == cap) {
+			cap *= 2;
+			b = xrealloc(b, cap);
+		}
+		n = g_mime_stream_read(s, b + got, cap - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	*data = *owned = b;
+	*len = got;
+	return n < 0 ? -1 : 0;
 }
 
 /* Offset just past the "begin MODE NAME" line of uuencoded data, or -1. */
@@ -111,24 +149,24 @@ mime_decode_part(GMimePart *part, struct mime_buf *out, size_t *encoded_size,
 	GMimeStream *s;
 	GMimeContentEncoding enc;
 	GMimeEncoding st;
-	struct mime_buf raw = { NULL, 0 };
-	size_t	 off = 0, n;
+	const char *raw;
+	char	*raw_owned;
+	size_t	 off = 0, n, rlen;
 	long	 b;
 	int	 rc;
 
 	*flags = 0;
 	*encoded_size = 0;
-	out->data = NULL;
+	out->data = "";
 	out->len = 0;
+	out->owned = NULL;
 	w = g_mime_part_get_content(part);
 	if (w == NULL || (s = g_mime_data_wrapper_get_stream(w)) == NULL) {
 		*flags |= MIME_DEC_NO_CONTENT;
-		out->data = xrealloc(NULL, 1);
-		out->data[0] = '\0';
 		return 0;
 	}
-	rc = read_all(s, &raw);
-	*encoded_size = raw.len;
+	rc = stream_bytes(s, &raw, &rlen, &raw_owned);
+	*encoded_size = rlen;
 	enc = g_mime_data_wrapper_get_encoding(w);
 	switch (enc) {
 	case GMIME_CONTENT_ENCODING_BASE64:
@@ -137,36 +175,38 @@ mime_decode_part(GMimePart *part, struct mime_buf *out, size_t *encoded_size,
 		break;
 	default:
 		/* identity encodings: the bytes are the content */
-		*out = raw;
+		out->data = raw;
+		out->len = rlen;
+		out->owned = raw_owned;
 		return rc;
 	}
 	g_mime_encoding_init_decode(&st, enc);
 	if (enc == GMIME_CONTENT_ENCODING_UUENCODE) {
-		if ((b = uu_begin(raw.data, raw.len)) < 0) {
+		if ((b = uu_begin(raw, rlen)) < 0) {
 			*flags |= MIME_DEC_NO_BEGIN;
-			off = raw.len;
+			off = rlen;
 		} else {
 			off = (size_t)b;
 			st.state |= GMIME_UUDECODE_STATE_BEGIN;
 		}
 	}
-	n = g_mime_encoding_outlen(&st, raw.len - off);
-	out->data = xrealloc(NULL, n + 1);
-	out->len = g_mime_encoding_flush(&st, raw.data + off, raw.len - off,
-	    out->data);
+	n = g_mime_encoding_outlen(&st, rlen - off);
+	out->owned = xrealloc(NULL, n + 1);
+	out->len = g_mime_encoding_flush(&st, raw + off, rlen - off,
+	    out->owned);
 	if (out->len > n)
 		log_panic("mime_decode_part: decoder overran %zu > %zu",
 		    out->len, n);
-	out->data[out->len] = '\0';
+	out->data = out->owned;
 	/*
 	 * GMime's decoder leaves the count of undecoded base64 characters
 	 * in the low byte of state; '=' padding is not counted.  One left
 	 * over is never valid; two or three are valid only when padded.
 	 */
 	if (enc == GMIME_CONTENT_ENCODING_BASE64 && (st.state & 0xff) != 0 &&
-	    ((st.state & 0xff) == 1 || !b64_padded(raw.data, raw.len)))
+	    ((st.state & 0xff) == 1 || !b64_padded(raw, rlen)))
 		*flags |= MIME_DEC_TRUNCATED;
-	free(raw.data);
+	free(raw_owned);
 	return rc;
 }
 

@@ -1,7 +1,7 @@
 /*
  * normalize.c - raw message bytes in, Vmingest__Record out (GMime 3).
  *
- *   normalize_init      g_mime_init() once per process (pthread_once)
+ *   normalize_init      g_mime_init() and mime_text_init(), once (pthread_once)
  *   normalize_message   parse one message into a record (see normalize.h)
  *
  * Steps: sha256 and size of the raw bytes; a cheap pre-scan of the top
@@ -64,6 +64,7 @@
 
 #include <glib.h>
 #include <gmime/gmime.h>
+#include <openssl/evp.h>
 
 #include "ims.h"
 #include "log.h"
@@ -99,6 +100,7 @@ static void
 init_gmime(void)
 {
 	g_mime_init();
+	mime_text_init();
 }
 
 void
@@ -293,6 +295,21 @@ unfold_value(const char *v, ProtobufCBinaryData *out)
 	}
 	out->data = (uint8_t *)d;
 	out->len = o;
+}
+
+/*
+ * Copy text already known to be valid UTF-8 without NUL (mime_to_utf8
+ * made it so; mime_utf8_cut keeps whole characters), skipping the
+ * validating copy of rec_strndup: text is the bulk of a record.
+ */
+static char *
+dup_utf8(const char *s, size_t len)
+{
+	char	*d = xmalloc(len + 1);
+
+	memcpy(d, s, len);
+	d[len] = '\0';
+	return d;
 }
 
 /* Strip blanks and one pair of angle brackets, return a record string. */
@@ -513,17 +530,21 @@ ims_name_ok(const char *fn)
 	return 0;
 }
 
+/*
+ * SHA-256 with OpenSSL: GLib's GChecksum runs at ~290 MB/s here, OpenSSL
+ * (SHA-NI/AVX2) at ~1.7 GB/s, and every message is hashed about twice
+ * (raw bytes and decoded leaves).  EVP_Digest is thread-safe.
+ */
 static void
 set_sha256(ProtobufCBinaryData *b, const void *p, size_t len)
 {
-	GChecksum *c = g_checksum_new(G_CHECKSUM_SHA256);
-	gsize	 n = 32;
+	unsigned int n = 32;
 
-	g_checksum_update(c, p, len);
-	b->data = xmalloc(32);
-	g_checksum_get_digest(c, b->data, &n);
+	b->data = xmalloc(EVP_MAX_MD_SIZE);
+	if (EVP_Digest(p, len, b->data, &n, EVP_sha256(), NULL) != 1 ||
+	    n != 32)
+		log_panic("EVP_Digest sha256 failed");
 	b->len = n;
-	g_checksum_free(c);
 }
 
 /*
@@ -535,7 +556,8 @@ walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text)
 {
 	struct mime_buf dec;
 	const char *cs, *te;
-	char	*conv, *u;
+	const char *u;
+	char	*conv;
 	size_t	 esz, ulen, keep;
 	int	 dflags, cflags, want_ims;
 
@@ -565,7 +587,7 @@ walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text)
 	want_ims = !is_text && ims_name_ok(p->filename) &&
 	    mime_text_ok(dec.data, dec.len);
 	if (!is_text && !want_ims) {
-		free(dec.data);
+		free(dec.owned);
 		return;
 	}
 	cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(gp),
@@ -590,10 +612,10 @@ walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text)
 			warn(n, "part %s: text cut at text_bytes limit %zu "
 			    "(%zu bytes)", p->path, n->l->text_bytes, ulen);
 		}
-		p->text = rec_strndup(u, keep);
+		p->text = dup_utf8(u, keep);
 	}
 	free(conv);
-	free(dec.data);
+	free(dec.owned);
 }
 
 /*
@@ -620,7 +642,7 @@ multipart_prologue(struct norm *n, GMimeMultipart *mp, Vmingest__Part *p)
 	ims_parse_part(n->l, n->rec, p->path, u, ulen);
 	keep = mime_utf8_cut(u, ulen, n->l->text_bytes);
 	p->text_truncated = keep < ulen;
-	p->text = rec_strndup(u, keep);
+	p->text = dup_utf8(u, keep);
 	free(conv);
 }
 
@@ -769,7 +791,7 @@ raw_part(struct norm *n, const char *p, size_t len)
 	ims_parse_part(n->l, n->rec, "1", u, ulen);
 	keep = mime_utf8_cut(u, ulen, n->l->text_bytes);
 	part->text_truncated = keep < ulen;
-	part->text = rec_strndup(u, keep);
+	part->text = dup_utf8(u, keep);
 	free(conv);
 }
 
