@@ -20,12 +20,14 @@
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
+#include "control.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
 #include "normalize.h"
 #include "privdrop.h"
 #include "publish.h"
+#include "retention.h"
 #include "stats.h"
 #include "store.h"
 
@@ -120,6 +122,8 @@ main(int argc, char **argv)
 	struct publisher *pub = NULL;
 	struct http *http = NULL;
 	struct ingest *ing = NULL;
+	struct control *ctl = NULL;
+	struct retention *ret = NULL;
 	char	 err[2048];
 	int	 ch, check = 0, dump = 0, verbose = 0, rc;
 	sigset_t mask;
@@ -183,11 +187,16 @@ main(int argc, char **argv)
 		log_fatalx("http: %s", err);
 	if ((ing = ingest_new(cf, st, pub, err, sizeof(err))) == NULL)
 		log_fatalx("%s", err);
+	if ((ctl = control_start(ing, err, sizeof(err))) == NULL)
+		log_warnx("%s; reprocess is not available", err);
+	ret = retention_start(ing);
 	ingest_set_ready_hook(ing, on_ready, cf);
 
 	rc = ingest_run(ing);
 
 	sd_notify(0, "STOPPING=1");
+	control_free(ctl);	/* before ingest_free: it unhooks from the loop */
+	retention_free(ret);
 	ingest_free(ing);
 	http_stop(http);
 	publisher_stop(pub);

@@ -690,6 +690,21 @@ store_first(struct store_rtxn *r)
 	return (uint64_t)s;
 }
 
+uint64_t
+store_first_raw(struct store_rtxn *r)
+{
+	MDB_cursor *c;
+	MDB_val	 k, v;
+	size_t	 s = 0;
+
+	if (mdb_cursor_open(r->txn, r->st->raw, &c) != 0)
+		return 0;
+	if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 && k.mv_size == sizeof(s))
+		memcpy(&s, k.mv_data, sizeof(s));
+	mdb_cursor_close(c);
+	return (uint64_t)s;
+}
+
 static int
 get_seq(struct store_rtxn *r, MDB_dbi dbi, uint64_t seq, const void **p, size_t *len)
 {

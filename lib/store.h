@@ -99,6 +99,8 @@ void	 store_rreset(struct store_rtxn *);	/* release the snapshot, keep the handl
 int	 store_rrenew(struct store_rtxn *);	/* take a fresh snapshot */
 uint64_t store_head(struct store_rtxn *);
 uint64_t store_first(struct store_rtxn *);
+/* Oldest seq that still has raw bytes (retention), 0 if none. */
+uint64_t store_first_raw(struct store_rtxn *);
 int	 store_get(struct store_rtxn *, uint64_t seq, const void **rec, size_t *len);
 int	 store_get_raw(struct store_rtxn *, uint64_t seq, const void **raw, size_t *len);
 int	 store_get_record(struct store_rtxn *, uint64_t seq, Vmingest__Record **out);
