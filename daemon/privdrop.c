@@ -63,7 +63,12 @@ privdrop_prepare_dir(const struct config *cf, const char *dir, char *err,
 			continue;
 		char c = *p;
 		*p = '\0';
-		if (mkdir(buf, 0750) == -1 && errno != EEXIST) {
+		/*
+		 * Parents we make must stay traversable by the user we drop
+		 * to (they are root's when we run as root); the state
+		 * directory itself is the user's and private.
+		 */
+		if (mkdir(buf, c == '\0' ? 0750 : 0755) == -1 && errno != EEXIST) {
 			snprintf(err, errlen, "mkdir %s: %s", buf, strerror(errno));
 			return -1;
 		}
