@@ -333,8 +333,27 @@ strip_angle(const char *s)
 	return rec_strndup(s, len);
 }
 
+/* rec_strdup for a decoded header string, with a warning on repair. */
+static char *
+hdr_strdup(struct norm *n, const char *what, const char *s)
+{
+	int	 replaced;
+	char	*d;
+
+	if (s == NULL)
+		s = "";
+	d = rec_utf8ndup(s, strlen(s), &replaced);
+	if (replaced)
+		warn(n, "%s: invalid UTF-8 replaced with U+FFFD", what);
+	return d;
+}
+
+/*
+ * Append the mailboxes of list (groups flattened) to arr.  At most
+ * header_count addresses per field: a 100 KB To: holds thousands.
+ */
 static void
-add_addresses(struct norm *n, InternetAddressList *list,
+add_addresses(struct norm *n, const char *what, InternetAddressList *list,
     Vmingest__Address ***arr, size_t *narr, int depth)
 {
 	InternetAddress *ia;
@@ -345,10 +364,14 @@ add_addresses(struct norm *n, InternetAddressList *list,
 		return;
 	cnt = internet_address_list_length(list);
 	for (i = 0; i < cnt; i++) {
-		/* bounded by header_bytes: every address costs header bytes */
+		if (*narr >= n->l->header_count) {
+			warn(n, "%s: more than %zu addresses, rest not recorded",
+			    what, n->l->header_count);
+			return;
+		}
 		ia = internet_address_list_get_address(list, i);
 		if (INTERNET_ADDRESS_IS_GROUP(ia)) {
-			add_addresses(n, internet_address_group_get_members(
+			add_addresses(n, what, internet_address_group_get_members(
 			    INTERNET_ADDRESS_GROUP(ia)), arr, narr, depth + 1);
 			continue;
 		}
@@ -356,7 +379,7 @@ add_addresses(struct norm *n, InternetAddressList *list,
 			continue;
 		a = xmalloc(sizeof(*a));
 		vmingest__address__init(a);
-		a->name = rec_strdup(internet_address_get_name(ia));
+		a->name = hdr_strdup(n, what, internet_address_get_name(ia));
 		a->address = rec_strdup(internet_address_mailbox_get_addr(
 		    INTERNET_ADDRESS_MAILBOX(ia)));
 		rec_push(arr, narr, a);
@@ -398,14 +421,15 @@ fill_envelope(struct norm *n, GMimeMessage *m)
 	} else
 		warn(n, "no Date header");
 	if ((v = g_mime_message_get_subject(m)) != NULL)
-		r->subject = rec_strdup(v);
-	add_addresses(n, g_mime_message_get_from(m), &r->from, &r->n_from, 0);
-	add_addresses(n, g_mime_message_get_sender(m), &r->sender,
+		r->subject = hdr_strdup(n, "Subject", v);
+	add_addresses(n, "From", g_mime_message_get_from(m), &r->from,
+	    &r->n_from, 0);
+	add_addresses(n, "Sender", g_mime_message_get_sender(m), &r->sender,
 	    &r->n_sender, 0);
-	add_addresses(n, g_mime_message_get_reply_to(m), &r->reply_to,
-	    &r->n_reply_to, 0);
-	add_addresses(n, g_mime_message_get_to(m), &r->to, &r->n_to, 0);
-	add_addresses(n, g_mime_message_get_cc(m), &r->cc, &r->n_cc, 0);
+	add_addresses(n, "Reply-To", g_mime_message_get_reply_to(m),
+	    &r->reply_to, &r->n_reply_to, 0);
+	add_addresses(n, "To", g_mime_message_get_to(m), &r->to, &r->n_to, 0);
+	add_addresses(n, "Cc", g_mime_message_get_cc(m), &r->cc, &r->n_cc, 0);
 	if (g_mime_object_get_header(o, "From") == NULL)
 		warn(n, "no From header");
 	if ((v = g_mime_object_get_header(o, "In-Reply-To")) != NULL) {
@@ -421,6 +445,11 @@ fill_envelope(struct norm *n, GMimeMessage *m)
 	if ((v = g_mime_object_get_header(o, "References")) != NULL &&
 	    (refs = g_mime_references_parse(n->opts, v)) != NULL) {
 		cnt = g_mime_references_length(refs);
+		if (cnt > 0 && (size_t)cnt > n->l->header_count) {
+			warn(n, "References: more than %zu ids, rest not "
+			    "recorded", n->l->header_count);
+			cnt = (int)n->l->header_count;
+		}
 		for (i = 0; i < cnt; i++)
 			rec_push(&r->references, &r->n_references, rec_strdup(
 			    g_mime_references_get_message_id(refs, i)));

@@ -598,6 +598,14 @@ chk_groups(const Vmingest__Record *r)
 }
 
 static void
+chk_addr_cap(const Vmingest__Record *r)
+{
+	assert_int_equal(r->n_to, 3);
+	assert_string_equal(r->to[2]->address, "c@x.example");
+	assert_int_equal(r->n_references, 3);
+}
+
+static void
 chk_ims_paths(const Vmingest__Record *r)
 {
 	/* text leaves and the .gse attachment, not the image */
@@ -705,6 +713,10 @@ static const struct tcase cases[] = {
 	{ "groups_flattened", "From: a@example.org\n"
 	    "To: friends: x@example.org, Y <y@example.org>;\nCc: empty:;\n\nx\n",
 	    0, NULL, 0, NULL, NULL, NULL, chk_groups },
+	{ "address_and_reference_cap", "From: a@example.org\n"
+	    "To: a@x.example, b@x.example, c@x.example, d@x.example, e@x.example\n"
+	    "References: <1@x> <2@x> <3@x> <4@x>\n\nx\n", 0, lim_hcount, 0,
+	    NULL, "To: more than 3 addresses", NULL, chk_addr_cap },
 	{ "ims_calls", HDR "Content-Type: multipart/mixed; boundary=a\n\n"
 	    "--a\nContent-Type: text/plain\n\none\n"
 	    "--a\nContent-Type: message/rfc822\n\nFrom: c@example.org\n\ninner\n"
