@@ -210,7 +210,7 @@ send_error(struct replay *rp, const uint8_t *id, size_t idlen, int delim,
 
 	env.kind = VMINGEST__ENVELOPE__KIND__ERROR;
 	env.error = (char *)(uintptr_t)why;
-	env.seq = request_id;	/* ERROR echoes the request_id in seq */
+	env.request_id = request_id;
 	send_control(rp, id, idlen, delim, &env);
 	log_escape(esc, sizeof(esc), why, strlen(why));
 	log_info("replay: request=%llu action=error reason=\"%s\"",
@@ -259,7 +259,7 @@ send_end(struct replay *rp, const struct stream *s, uint64_t covered)
 	env.kind = VMINGEST__ENVELOPE__KIND__REPLAY_END;
 	env.head_seq = store_head(rp->r);
 	env.seq = covered;
-	env.topic_seq = s->request_id;	/* REPLAY_END echoes the request_id */
+	env.request_id = s->request_id;
 	if (!s->quarantined_only)
 		store_topics(rp->r, heads_cb, a);
 	env.heads = a->thp;
@@ -316,6 +316,7 @@ send_record(struct replay *rp, struct stream *s, uint64_t seq, const char *topic
 	env.seq = seq;
 	env.topic_seq = ts;
 	env.kind = VMINGEST__ENVELOPE__KIND__RECORD;
+	env.request_id = s->request_id;
 	env.topic = (char *)(uintptr_t)topic;
 	env.sent_at_us = now_us();
 	if (s->with_raw && store_get_raw(rp->r, seq, &raw, &rawlen) != 0) {
@@ -428,7 +429,7 @@ serve_batch(struct replay *rp, struct stream *s)
 	if (s->left == 0 || bytes >= REPLAY_BATCH_BYTES) {
 		env.kind = VMINGEST__ENVELOPE__KIND__BATCH_END;
 		env.seq = s->next_seq - 1;
-		env.topic_seq = s->request_id;
+		env.request_id = s->request_id;
 		env.head_seq = head;
 		send_control(rp, s->id, s->idlen, s->delim, &env);
 		s->waiting = 1;

@@ -1,0 +1,746 @@
+/*
+ * subscriber.c - libvmingest-client's subscriber (vmingest-client.h).
+ *
+ * States:
+ *   NEED_SYNC  a catch-up from the log is due: send a ReplayRequest for
+ *              everything after last_seq (or, starting "from now", only
+ *              the heads), go to SYNC
+ *   SYNC       read replay replies and deliver their records; buffer the
+ *              live feed (bounded); REPLAY_END sets the position and the
+ *              topic heads from the log's snapshot, then LIVE
+ *   LIVE       deliver the buffered, then the live messages; drop what
+ *              was delivered already; a topic_seq jump or a heartbeat
+ *              head ahead of us, or silence, goes back to NEED_SYNC
+ *
+ * Position: last_seq (global seq of the last record delivered) and, per
+ * subscribed topic, the last topic_seq delivered (or announced by the
+ * log as covered).  Because the daemon sends records in seq order on one
+ * socket, and the log returns them in seq order, "seq <= last_seq" is a
+ * duplicate and "topic_seq > known + 1" is a loss.
+ *
+ * Error policy: socket and protocol trouble is retried (the request is
+ * sent again after replay_timeout_ms); an epoch change is sticky and
+ * returned to the caller; malformed frames are counted and dropped.
+ *
+ * SECURITY: frames come from the network (the daemon, or whoever can
+ * reach the endpoint without CURVE): every frame count and size is
+ * checked, protobufs are unpacked with protobuf-c and freed with it, the
+ * number of topics tracked is bounded.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <glib.h>
+#include <zmq.h>
+
+#include "checkpoint.h"
+#include "vmingest-client.h"
+
+#define ST_NEED_SYNC	0
+#define ST_SYNC		1
+#define ST_LIVE		2
+
+#define SUB_BUFFER_MAX	200000	/* live messages held during a catch-up */
+#define SUB_MAX_TOPICS	100000
+#define SUB_FRAME_MAX	(256u << 20)
+
+struct live_msg {
+	zmq_msg_t f[3];
+	int	 n;
+};
+
+struct vmi_sub {
+	char	*endpoint, *replay_endpoint, *checkpoint;
+	char	**prefixes;
+	size_t	 n_prefixes;
+	char	*server_key, *public_key, *secret_key;
+	unsigned checkpoint_every, replay_timeout_ms, silence_ms, credit;
+
+	void	*ctx, *sub, *dealer;
+	int	 state;
+	int	 head_only;	/* the next catch-up only fetches heads (from now) */
+	uint64_t epoch;
+	int	 have_epoch;
+	uint64_t last_seq;
+	GHashTable *known;	/* topic -> uint64_t* last topic_seq */
+	uint64_t req_id;
+	int64_t	 req_ms;	/* last request sent or reply received */
+	int64_t	 live_ms;	/* last message on the SUB socket */
+	GQueue	*buffer;	/* struct live_msg* held during SYNC */
+
+	uint64_t ck_seq;	/* last_seq at the last checkpoint */
+	unsigned since_ck;
+	int	 failed;
+	char	 error[512];
+	struct vmi_sub_stats st;
+};
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *
+vmi_strerror(int e)
+{
+	switch (e) {
+	case VMI_OK: return "ok";
+	case VMI_E_TIMEOUT: return "timeout";
+	case VMI_E_EPOCH: return "the store's epoch changed (a different stream)";
+	case VMI_E_ZMQ: return "ZeroMQ error";
+	case VMI_E_CHECKPOINT: return "checkpoint error";
+	case VMI_E_INVAL: return "invalid argument";
+	case VMI_E_SERVER: return "replay service error";
+	default: return "unknown error";
+	}
+}
+
+static char *
+dupn(const char *s)
+{
+	char	*d;
+
+	if (s == NULL)
+		return NULL;
+	if ((d = strdup(s)) == NULL)
+		abort();
+	return d;
+}
+
+static int
+prefix_match(const struct vmi_sub *s, const char *topic)
+{
+	size_t	 i;
+
+	if (s->n_prefixes == 0)
+		return 1;
+	for (i = 0; i < s->n_prefixes; i++)
+		if (!strncmp(topic, s->prefixes[i], strlen(s->prefixes[i])))
+			return 1;
+	return 0;
+}
+
+static uint64_t
+known_get(const struct vmi_sub *s, const char *topic)
+{
+	const uint64_t *v = g_hash_table_lookup(s->known, topic);
+
+	return v ? *v : 0;
+}
+
+static void
+known_set(struct vmi_sub *s, const char *topic, uint64_t ts)
+{
+	uint64_t *v = g_hash_table_lookup(s->known, topic);
+
+	if (v == NULL) {
+		if (g_hash_table_size(s->known) >= SUB_MAX_TOPICS)
+			return;
+		v = g_new0(uint64_t, 1);
+		g_hash_table_insert(s->known, g_strdup(topic), v);
+	}
+	if (ts > *v)
+		*v = ts;
+}
+
+static void
+live_free(gpointer p)
+{
+	struct live_msg *m = p;
+	int	 i;
+
+	for (i = 0; i < m->n; i++)
+		zmq_msg_close(&m->f[i]);
+	free(m);
+}
+
+static void
+buffer_clear(struct vmi_sub *s)
+{
+	struct live_msg *m;
+
+	while ((m = g_queue_pop_head(s->buffer)) != NULL)
+		live_free(m);
+}
+
+static int
+set_curve(struct vmi_sub *s, void *sock)
+{
+	if (s->server_key == NULL)
+		return 0;
+	if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, s->server_key, 40) != 0 ||
+	    zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, s->public_key, 40) != 0 ||
+	    zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, s->secret_key, 40) != 0)
+		return -1;
+	return 0;
+}
+
+int
+vmi_sub_open(struct vmi_sub **out, const struct vmi_sub_opts *o, char *err,
+    size_t errlen)
+{
+	struct vmi_sub *s;
+	struct checkpoint ck;
+	size_t	 i;
+	int	 zero = 0, rc, hwm;
+
+	*out = NULL;
+	if (o->endpoint == NULL || o->replay_endpoint == NULL) {
+		snprintf(err, errlen, "endpoint and replay_endpoint are required");
+		return VMI_E_INVAL;
+	}
+	if (o->server_key != NULL && (o->public_key == NULL || o->secret_key == NULL ||
+	    strlen(o->server_key) != 40 || strlen(o->public_key) != 40 ||
+	    strlen(o->secret_key) != 40)) {
+		snprintf(err, errlen, "CURVE needs server, public and secret keys "
+		    "(40 Z85 characters each)");
+		return VMI_E_INVAL;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		abort();
+	s->endpoint = dupn(o->endpoint);
+	s->replay_endpoint = dupn(o->replay_endpoint);
+	s->checkpoint = dupn(o->checkpoint);
+	s->server_key = dupn(o->server_key);
+	s->public_key = dupn(o->public_key);
+	s->secret_key = dupn(o->secret_key);
+	s->checkpoint_every = o->checkpoint_every ? o->checkpoint_every : 1000;
+	s->replay_timeout_ms = o->replay_timeout_ms ? o->replay_timeout_ms : 3000;
+	s->silence_ms = o->silence_ms ? o->silence_ms : 5000;
+	s->credit = o->credit ? o->credit : 1000;
+	s->known = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	s->buffer = g_queue_new();
+	if (o->n_prefixes > 0)
+		s->prefixes = calloc(o->n_prefixes, sizeof(char *));
+	for (i = 0; i < o->n_prefixes; i++)
+		s->prefixes[s->n_prefixes++] = dupn(o->prefixes[i]);
+
+	switch (o->from) {
+	case VMI_FROM_START: s->last_seq = 0; break;
+	case VMI_FROM_SEQ: s->last_seq = o->from_seq ? o->from_seq - 1 : 0; break;
+	default: s->head_only = 1; break;
+	}
+	if (s->checkpoint != NULL) {
+		rc = checkpoint_read(s->checkpoint, &ck, err, errlen);
+		if (rc < 0) {
+			vmi_sub_close(s);
+			return VMI_E_CHECKPOINT;
+		}
+		if (rc == 0) {
+			s->epoch = ck.epoch;
+			s->have_epoch = 1;
+			s->last_seq = s->ck_seq = ck.seq;
+			s->head_only = 0;
+			for (i = 0; i < ck.n_topics; i++)
+				known_set(s, ck.topics[i].topic, ck.topics[i].ts);
+			checkpoint_free(&ck);
+		}
+	}
+
+	s->ctx = zmq_ctx_new();
+	s->sub = zmq_socket(s->ctx, ZMQ_SUB);
+	s->dealer = zmq_socket(s->ctx, ZMQ_DEALER);
+	if (s->sub == NULL || s->dealer == NULL)
+		goto zerr;
+	zmq_setsockopt(s->sub, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(s->dealer, ZMQ_LINGER, &zero, sizeof(zero));
+	if (o->rcvhwm > 0) {
+		hwm = o->rcvhwm;
+		zmq_setsockopt(s->sub, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	}
+	if (set_curve(s, s->sub) != 0 || set_curve(s, s->dealer) != 0)
+		goto zerr;
+	/* subscribe before asking the log: the Clone pattern's first step */
+	if (s->n_prefixes == 0) {
+		if (zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, "", 0) != 0)
+			goto zerr;
+	} else {
+		for (i = 0; i < s->n_prefixes; i++)
+			if (zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, s->prefixes[i],
+			    strlen(s->prefixes[i])) != 0)
+				goto zerr;
+		if (zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, VMI_HEARTBEAT_TOPIC,
+		    strlen(VMI_HEARTBEAT_TOPIC)) != 0)
+			goto zerr;
+	}
+	if (zmq_connect(s->sub, s->endpoint) != 0 ||
+	    zmq_connect(s->dealer, s->replay_endpoint) != 0)
+		goto zerr;
+	s->state = ST_NEED_SYNC;
+	s->live_ms = mono_ms();
+	*out = s;
+	return VMI_OK;
+zerr:
+	snprintf(err, errlen, "zmq: %s", zmq_strerror(errno));
+	vmi_sub_close(s);
+	return VMI_E_ZMQ;
+}
+
+static int
+send_request(struct vmi_sub *s)
+{
+	Vmingest__ReplayRequest q = VMINGEST__REPLAY_REQUEST__INIT;
+	uint8_t	*buf;
+	size_t	 n;
+	int	 rc;
+
+	q.prefixes = s->prefixes;
+	q.n_prefixes = s->n_prefixes;
+	q.from_seq = s->last_seq + 1;
+	q.credit = s->credit;
+	q.request_id = ++s->req_id;
+	q.head_only = s->head_only;
+	n = vmingest__replay_request__get_packed_size(&q);
+	if ((buf = malloc(n ? n : 1)) == NULL)
+		abort();
+	vmingest__replay_request__pack(&q, buf);
+	rc = zmq_send(s->dealer, buf, n, ZMQ_DONTWAIT);
+	free(buf);
+	s->req_ms = mono_ms();
+	s->state = ST_SYNC;
+	return rc == -1 ? -1 : 0;
+}
+
+static void
+send_more(struct vmi_sub *s)
+{
+	Vmingest__ReplayRequest q = VMINGEST__REPLAY_REQUEST__INIT;
+	uint8_t	 buf[64];
+	size_t	 n;
+
+	q.request_id = s->req_id;
+	q.more = 1;
+	q.credit = s->credit;
+	n = vmingest__replay_request__pack(&q, buf);
+	zmq_send(s->dealer, buf, n, ZMQ_DONTWAIT);
+}
+
+/* Go back to the log for what we may have missed. */
+static void
+resync(struct vmi_sub *s)
+{
+	s->st.resyncs++;
+	s->state = ST_NEED_SYNC;
+}
+
+static int
+check_epoch(struct vmi_sub *s, uint64_t epoch)
+{
+	if (!s->have_epoch) {
+		s->epoch = epoch;
+		s->have_epoch = 1;
+		return 0;
+	}
+	if (epoch != s->epoch) {
+		snprintf(s->error, sizeof(s->error), "epoch changed from %016llx "
+		    "to %016llx (the store was recreated)",
+		    (unsigned long long)s->epoch, (unsigned long long)epoch);
+		s->failed = VMI_E_EPOCH;
+		return VMI_E_EPOCH;
+	}
+	return 0;
+}
+
+/*
+ * A record (live or replayed).  1 delivered into *msg, 0 dropped (dup),
+ * 2 a gap was found (resync scheduled, nothing delivered).
+ */
+static int
+take_record(struct vmi_sub *s, const Vmingest__Envelope *env, const char *ftopic,
+    zmq_msg_t *body, int replayed, struct vmi_msg *msg)
+{
+	Vmingest__Record *rec;
+	size_t	 i;
+	int	 any = 0;
+
+	if (env->seq <= s->last_seq) {
+		s->st.duplicates++;
+		return 0;
+	}
+	if ((rec = vmingest__record__unpack(NULL, zmq_msg_size(body),
+	    zmq_msg_data(body))) == NULL)
+		return 0;
+	for (i = 0; i < rec->n_topics; i++) {
+		const Vmingest__TopicSeq *t = rec->topics[i];
+		uint64_t k;
+
+		if (!prefix_match(s, t->topic))
+			continue;
+		any = 1;
+		k = known_get(s, t->topic);
+		if (t->topic_seq > k + 1 && !replayed) {
+			/* lost something on this topic: fetch it from the log */
+			s->st.gaps++;
+			vmingest__record__free_unpacked(rec, NULL);
+			resync(s);
+			return 2;
+		}
+	}
+	if (!any && rec->n_topics > 0) {
+		vmingest__record__free_unpacked(rec, NULL);
+		return 0;
+	}
+	for (i = 0; i < rec->n_topics; i++)
+		if (prefix_match(s, rec->topics[i]->topic))
+			known_set(s, rec->topics[i]->topic, rec->topics[i]->topic_seq);
+	s->last_seq = env->seq;
+	memset(msg, 0, sizeof(*msg));
+	msg->rec = rec;
+	snprintf(msg->topic, sizeof(msg->topic), "%s", ftopic);
+	msg->epoch = env->epoch;
+	msg->seq = env->seq;
+	msg->topic_seq = env->topic_seq;
+	msg->replayed = replayed;
+	msg->sent_at_us = env->sent_at_us;
+	s->st.delivered++;
+	if (replayed)
+		s->st.replayed++;
+	else
+		s->st.live++;
+	s->since_ck++;
+	return 1;
+}
+
+/* A live message [topic][Envelope]([Record]).  1 delivered, 0 not, <0 error. */
+static int
+handle_live(struct vmi_sub *s, struct live_msg *m, struct vmi_msg *msg)
+{
+	Vmingest__Envelope *env;
+	char	 topic[256];
+	size_t	 i, tl;
+	int	 rc = 0;
+
+	if (m->n < 2 || (tl = zmq_msg_size(&m->f[0])) >= sizeof(topic))
+		return 0;
+	memcpy(topic, zmq_msg_data(&m->f[0]), tl);
+	topic[tl] = '\0';
+	if ((env = vmingest__envelope__unpack(NULL, zmq_msg_size(&m->f[1]),
+	    zmq_msg_data(&m->f[1]))) == NULL)
+		return 0;
+	if ((rc = check_epoch(s, env->epoch)) != 0)
+		goto out;
+	if (env->kind == VMINGEST__ENVELOPE__KIND__HEARTBEAT) {
+		s->st.heartbeats++;
+		s->st.head_seq = env->head_seq;
+		for (i = 0; i < env->n_heads; i++) {
+			const Vmingest__TopicHead *h = env->heads[i];
+
+			if (prefix_match(s, h->topic) &&
+			    h->topic_seq > known_get(s, h->topic)) {
+				s->st.gaps++;
+				resync(s);
+				break;
+			}
+		}
+	} else if (env->kind == VMINGEST__ENVELOPE__KIND__RECORD && m->n == 3) {
+		rc = take_record(s, env, topic, &m->f[2], 0, msg) == 1 ? 1 : 0;
+	}
+out:
+	vmingest__envelope__free_unpacked(env, NULL);
+	return rc;
+}
+
+/* A replay reply.  1 delivered, 0 not, <0 error. */
+static int
+handle_replay(struct vmi_sub *s, zmq_msg_t *f, int n, struct vmi_msg *msg)
+{
+	Vmingest__Envelope *env;
+	char	 topic[256];
+	size_t	 i, tl;
+	int	 rc = 0;
+
+	if (n < 2 || (tl = zmq_msg_size(&f[0])) >= sizeof(topic))
+		return 0;
+	memcpy(topic, zmq_msg_data(&f[0]), tl);
+	topic[tl] = '\0';
+	if ((env = vmingest__envelope__unpack(NULL, zmq_msg_size(&f[1]),
+	    zmq_msg_data(&f[1]))) == NULL)
+		return 0;
+	if (env->request_id != s->req_id) {	/* a stale stream */
+		vmingest__envelope__free_unpacked(env, NULL);
+		return 0;
+	}
+	s->req_ms = mono_ms();
+	if ((rc = check_epoch(s, env->epoch)) != 0)
+		goto out;
+	switch (env->kind) {
+	case VMINGEST__ENVELOPE__KIND__RECORD:
+		if (n >= 3)
+			rc = take_record(s, env, topic, &f[2], 1, msg) == 1 ? 1 : 0;
+		break;
+	case VMINGEST__ENVELOPE__KIND__BATCH_END:
+		send_more(s);
+		break;
+	case VMINGEST__ENVELOPE__KIND__REPLAY_END:
+		/* everything up to env->seq has been delivered; adopt the heads */
+		if (env->seq > s->last_seq)
+			s->last_seq = env->seq;
+		for (i = 0; i < env->n_heads; i++)
+			if (prefix_match(s, env->heads[i]->topic))
+				known_set(s, env->heads[i]->topic,
+				    env->heads[i]->topic_seq);
+		s->head_only = 0;
+		s->state = ST_LIVE;
+		s->live_ms = mono_ms();
+		break;
+	case VMINGEST__ENVELOPE__KIND__ERROR:
+		snprintf(s->error, sizeof(s->error), "replay service: %s",
+		    env->error ? env->error : "?");
+		/* retried after replay_timeout_ms */
+		break;
+	default:
+		break;
+	}
+out:
+	vmingest__envelope__free_unpacked(env, NULL);
+	return rc;
+}
+
+/* Receive one multipart message (up to nmax frames kept); 0 none, else frames. */
+static int
+recv_multi(void *sock, zmq_msg_t *f, int nmax, int flags)
+{
+	int	 n = 0, more = 1;
+
+	while (more) {
+		zmq_msg_t x, *m = n < nmax ? &f[n] : &x;
+
+		zmq_msg_init(m);
+		if (zmq_msg_recv(m, sock, n == 0 ? flags : 0) == -1) {
+			zmq_msg_close(m);
+			break;
+		}
+		more = zmq_msg_more(m);
+		if (m == &x || zmq_msg_size(m) > SUB_FRAME_MAX)
+			zmq_msg_close(m);
+		else
+			n++;
+		if (m == &x)
+			continue;
+	}
+	return n;
+}
+
+static void
+close_frames(zmq_msg_t *f, int n)
+{
+	int	 i;
+
+	for (i = 0; i < n; i++)
+		zmq_msg_close(&f[i]);
+}
+
+static void
+maybe_checkpoint(struct vmi_sub *s, int force)
+{
+	if (s->checkpoint == NULL || !s->have_epoch || s->last_seq == s->ck_seq)
+		return;
+	if (!force && s->since_ck < s->checkpoint_every)
+		return;
+	vmi_sub_checkpoint(s);
+}
+
+int
+vmi_sub_checkpoint(struct vmi_sub *s)
+{
+	struct checkpoint ck;
+	GHashTableIter it;
+	gpointer k, v;
+	size_t	 i = 0;
+	int	 rc;
+
+	if (s->checkpoint == NULL || !s->have_epoch)
+		return VMI_OK;
+	memset(&ck, 0, sizeof(ck));
+	ck.epoch = s->epoch;
+	ck.seq = s->last_seq;
+	ck.n_topics = g_hash_table_size(s->known);
+	if (ck.n_topics > 0 && (ck.topics = calloc(ck.n_topics,
+	    sizeof(*ck.topics))) == NULL)
+		abort();
+	g_hash_table_iter_init(&it, s->known);
+	while (g_hash_table_iter_next(&it, &k, &v) && i < ck.n_topics) {
+		ck.topics[i].topic = k;
+		ck.topics[i].ts = *(uint64_t *)v;
+		i++;
+	}
+	rc = checkpoint_write(s->checkpoint, &ck);
+	free(ck.topics);
+	if (rc != 0) {
+		snprintf(s->error, sizeof(s->error), "checkpoint %s: %s",
+		    s->checkpoint, strerror(errno));
+		return VMI_E_CHECKPOINT;
+	}
+	s->ck_seq = s->last_seq;
+	s->since_ck = 0;
+	s->st.checkpoints++;
+	return VMI_OK;
+}
+
+int
+vmi_sub_next(struct vmi_sub *s, struct vmi_msg *msg, int timeout_ms)
+{
+	int64_t	 deadline = timeout_ms < 0 ? INT64_MAX : mono_ms() + timeout_ms;
+	int64_t	 now, wait;
+	zmq_msg_t f[4];
+	int	 n, rc, waited = 0;
+
+	memset(msg, 0, sizeof(*msg));
+	if (s->failed)
+		return s->failed;
+	/* the previous record has been processed: maybe checkpoint it */
+	maybe_checkpoint(s, 0);
+	for (;;) {
+		if (s->state == ST_NEED_SYNC) {
+			if (send_request(s) != 0) {
+				/* not connected yet: retry after the timeout */
+				s->state = ST_SYNC;
+			}
+		}
+		if (s->state == ST_LIVE && !g_queue_is_empty(s->buffer)) {
+			struct live_msg *m = g_queue_pop_head(s->buffer);
+
+			rc = handle_live(s, m, msg);
+			live_free(m);
+			if (rc != 0)
+				return rc > 0 ? VMI_OK : rc;
+			if (s->state != ST_LIVE)
+				buffer_clear(s);	/* the catch-up covers these */
+			continue;
+		}
+		/* replay replies first, without waiting */
+		if (s->state == ST_SYNC &&
+		    (n = recv_multi(s->dealer, f, 4, ZMQ_DONTWAIT)) > 0) {
+			rc = handle_replay(s, f, n, msg);
+			close_frames(f, n);
+			if (rc != 0)
+				return rc > 0 ? VMI_OK : rc;
+			continue;
+		}
+		/* the live feed: buffered during a catch-up, handled when live */
+		if ((n = recv_multi(s->sub, f, 3, ZMQ_DONTWAIT)) > 0) {
+			struct live_msg *m;
+
+			s->live_ms = mono_ms();
+			if ((m = calloc(1, sizeof(*m))) == NULL)
+				abort();
+			memcpy(m->f, f, sizeof(zmq_msg_t) * (size_t)(n > 3 ? 3 : n));
+			m->n = n > 3 ? 3 : n;
+			if (s->state != ST_LIVE) {
+				if (g_queue_get_length(s->buffer) < SUB_BUFFER_MAX)
+					g_queue_push_tail(s->buffer, m);
+				else {
+					s->st.buffered_dropped++;
+					live_free(m);
+				}
+				continue;
+			}
+			rc = handle_live(s, m, msg);
+			live_free(m);
+			if (rc != 0)
+				return rc > 0 ? VMI_OK : rc;
+			continue;
+		}
+
+		/* nothing ready: timers, then wait */
+		now = mono_ms();
+		if (s->state == ST_SYNC && now - s->req_ms >= s->replay_timeout_ms) {
+			s->state = ST_NEED_SYNC;	/* resend from our position */
+			continue;
+		}
+		if (s->state == ST_LIVE && now - s->live_ms >= s->silence_ms) {
+			s->live_ms = now;
+			resync(s);
+			continue;
+		}
+		if (!waited) {
+			/* about to block: a good moment for the checkpoint */
+			maybe_checkpoint(s, 1);
+			waited = 1;
+		}
+		if (now >= deadline)
+			return VMI_E_TIMEOUT;
+		wait = deadline - now;
+		if (s->state == ST_SYNC && wait > s->replay_timeout_ms - (now - s->req_ms))
+			wait = s->replay_timeout_ms - (now - s->req_ms);
+		if (s->state == ST_LIVE && wait > s->silence_ms - (now - s->live_ms))
+			wait = s->silence_ms - (now - s->live_ms);
+		if (wait < 0)
+			wait = 0;
+		{
+			zmq_pollitem_t it[2] = {
+				{ s->sub, 0, ZMQ_POLLIN, 0 },
+				{ s->dealer, 0, ZMQ_POLLIN, 0 },
+			};
+
+			if (zmq_poll(it, s->state == ST_SYNC ? 2 : 1, (long)wait) == -1 &&
+			    errno != EINTR) {
+				snprintf(s->error, sizeof(s->error), "zmq_poll: %s",
+				    zmq_strerror(errno));
+				return VMI_E_ZMQ;
+			}
+		}
+	}
+}
+
+void
+vmi_sub_stats(const struct vmi_sub *s, struct vmi_sub_stats *st)
+{
+	*st = s->st;
+}
+
+const char *
+vmi_sub_error(const struct vmi_sub *s)
+{
+	return s->error;
+}
+
+void
+vmi_msg_clear(struct vmi_msg *m)
+{
+	if (m->rec != NULL)
+		vmingest__record__free_unpacked(m->rec, NULL);
+	m->rec = NULL;
+}
+
+void
+vmi_sub_close(struct vmi_sub *s)
+{
+	size_t	 i;
+
+	if (s == NULL)
+		return;
+	if (!s->failed)
+		maybe_checkpoint(s, 1);
+	if (s->buffer != NULL) {
+		buffer_clear(s);
+		g_queue_free(s->buffer);
+	}
+	if (s->sub != NULL)
+		zmq_close(s->sub);
+	if (s->dealer != NULL)
+		zmq_close(s->dealer);
+	if (s->ctx != NULL)
+		zmq_ctx_term(s->ctx);
+	if (s->known != NULL)
+		g_hash_table_destroy(s->known);
+	for (i = 0; i < s->n_prefixes; i++)
+		free(s->prefixes[i]);
+	free(s->prefixes);
+	free(s->endpoint);
+	free(s->replay_endpoint);
+	free(s->checkpoint);
+	free(s->server_key);
+	free(s->public_key);
+	if (s->secret_key != NULL)
+		explicit_bzero(s->secret_key, strlen(s->secret_key));
+	free(s->secret_key);
+	free(s);
+}
