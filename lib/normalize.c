@@ -576,12 +576,81 @@ set_sha256(ProtobufCBinaryData *b, const void *p, size_t len)
 	b->len = n;
 }
 
+static void walk(struct norm *, GMimeObject *, const char *path,
+    const char *prefix, unsigned depth);
+
+/*
+ * The encapsulated message sub of the message/rfc822 part at path (depth
+ * depth): its body is "path.1", or "path.TEXT" with children "path.N"
+ * when multipart.
+ */
+static void
+walk_message(struct norm *n, GMimeMessage *sub, const char *path,
+    unsigned depth)
+{
+	GMimeObject *root;
+	char	*tp;
+
+	if (sub == NULL || (root = g_mime_message_get_mime_part(sub)) == NULL) {
+		warn(n, "part %s: message/rfc822 without a message", path);
+		return;
+	}
+	if (depth + 1 > n->l->mime_depth) {
+		if (!n->depth_limit_hit++)
+			quarantine(n, "mime_depth limit %zu exceeded",
+			    n->l->mime_depth);
+		return;
+	}
+	if (GMIME_IS_MULTIPART(root)) {
+		tp = g_strdup_printf("%s.TEXT", path);
+		walk(n, root, tp, path, depth + 1);
+	} else {
+		tp = g_strdup_printf("%s.1", path);
+		walk(n, root, tp, tp, depth + 1);
+	}
+	g_free(tp);
+}
+
+/*
+ * message/rfc822 sent with a base64 or quoted-printable encoding (which
+ * RFC 2046 forbids, and GMime therefore leaves a leaf): parse the decoded
+ * bytes as the encapsulated message, without copying them.
+ */
+static void
+walk_encoded_message(struct norm *n, Vmingest__Part *p, const char *data,
+    size_t len, unsigned depth)
+{
+	GByteArray *arr;
+	GMimeStream *st;
+	GMimeParser *ps;
+	GMimeMessage *sub;
+
+	if (len == 0 || len > G_MAXUINT)
+		return;
+	p->is_message = 1;
+	warn(n, "part %s: message/rfc822 with transfer encoding %s",
+	    p->path, p->transfer_encoding);
+	arr = g_byte_array_new_take((guint8 *)(uintptr_t)data, len);
+	st = g_mime_stream_mem_new_with_byte_array(arr);
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(st), FALSE);
+	ps = g_mime_parser_new_with_stream(st);
+	g_mime_parser_set_format(ps, GMIME_FORMAT_MESSAGE);
+	sub = g_mime_parser_construct_message(ps, n->opts);
+	walk_message(n, sub, p->path, depth);
+	if (sub != NULL)
+		g_object_unref(sub);
+	g_object_unref(ps);
+	g_object_unref(st);
+	g_byte_array_free(arr, FALSE);
+}
+
 /*
  * A leaf: decode once, hash, and for text convert to UTF-8 in full, pass
  * it to the IMS parser and keep a prefix of it.
  */
 static void
-walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text)
+walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text,
+    int is_message, unsigned depth)
 {
 	struct mime_buf dec;
 	const char *cs, *te;
@@ -612,6 +681,12 @@ walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text)
 	if (dflags & MIME_DEC_NO_BEGIN)
 		warn(n, "part %s: x-uuencode without begin line", p->path);
 	set_sha256(&p->sha256, dec.data, dec.len);
+	if (is_message && dec.owned != NULL) {
+		/* only an encoded message/rfc822 is a GMimePart */
+		walk_encoded_message(n, p, dec.data, dec.len, depth);
+		free(dec.owned);
+		return;
+	}
 
 	want_ims = !is_text && ims_name_ok(p->filename) &&
 	    mime_text_ok(dec.data, dec.len);
@@ -675,9 +750,6 @@ multipart_prologue(struct norm *n, GMimeMultipart *mp, Vmingest__Part *p)
 	free(conv);
 }
 
-static void walk(struct norm *, GMimeObject *, const char *path,
-    const char *prefix, unsigned depth);
-
 static char *
 child_path(const char *prefix, int i)
 {
@@ -697,10 +769,10 @@ walk(struct norm *n, GMimeObject *o, const char *path, const char *prefix,
 	GMimeContentType *ct;
 	GMimeContentDisposition *cd;
 	GMimeMessage *sub;
-	GMimeObject *root, *child;
+	GMimeObject *child;
 	Vmingest__Part *p;
 	const char *v;
-	char	*mt, *cp, *tp;
+	char	*mt, *cp;
 	int	 i, cnt;
 
 	if (n->nparts >= n->l->part_count) {
@@ -756,31 +828,15 @@ walk(struct norm *n, GMimeObject *o, const char *path, const char *prefix,
 	if (GMIME_IS_MESSAGE_PART(o)) {
 		p->is_message = 1;
 		sub = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
-		if (sub == NULL || (root = g_mime_message_get_mime_part(sub)) == NULL) {
-			warn(n, "part %s: message/rfc822 without a message", path);
-			return;
-		}
-		if (depth + 1 > n->l->mime_depth) {
-			if (!n->depth_limit_hit++)
-				quarantine(n, "mime_depth limit %zu exceeded",
-				    n->l->mime_depth);
-			return;
-		}
-		if (GMIME_IS_MULTIPART(root)) {
-			tp = g_strdup_printf("%s.TEXT", path);
-			walk(n, root, tp, path, depth + 1);
-		} else {
-			tp = g_strdup_printf("%s.1", path);
-			walk(n, root, tp, tp, depth + 1);
-		}
-		g_free(tp);
+		walk_message(n, sub, path, depth);
 		return;
 	}
 	if (GMIME_IS_PART(o)) {
 		if ((v = g_mime_part_get_filename(GMIME_PART(o))) != NULL)
-			p->filename = rec_strdup(v);
+			p->filename = hdr_strdup(n, "filename", v);
 		walk_leaf(n, GMIME_PART(o), p, ct != NULL &&
-		    g_mime_content_type_is_type(ct, "text", "*"));
+		    g_mime_content_type_is_type(ct, "text", "*"), ct != NULL &&
+		    g_mime_content_type_is_type(ct, "message", "rfc822"), depth);
 	}
 }
 

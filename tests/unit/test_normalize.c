@@ -606,6 +606,20 @@ chk_addr_cap(const Vmingest__Record *r)
 }
 
 static void
+chk_b64_message(const Vmingest__Record *r)
+{
+	const Vmingest__Part *p = part_at(r, "1"), *q = part_at(r, "1.1");
+
+	assert_non_null(p);
+	assert_true(p->is_message);
+	assert_non_null(q);
+	assert_int_equal(q->depth, 1);
+	assert_string_equal(q->text, "Text body\n");
+	assert_int_equal(ncalls, 1);
+	assert_string_equal(calls[0].path, "1.1");
+}
+
+static void
 chk_ims_paths(const Vmingest__Record *r)
 {
 	/* text leaves and the .gse attachment, not the image */
@@ -717,6 +731,11 @@ static const struct tcase cases[] = {
 	    "To: a@x.example, b@x.example, c@x.example, d@x.example, e@x.example\n"
 	    "References: <1@x> <2@x> <3@x> <4@x>\n\nx\n", 0, lim_hcount, 0,
 	    NULL, "To: more than 3 addresses", NULL, chk_addr_cap },
+	{ "base64_message_rfc822", HDR "Content-Type: message/rfc822\n"
+	    "Content-Transfer-Encoding: base64\n\n"
+	    "Q29udGVudC1UeXBlOiB0ZXh0L3BsYWluDQoNClRleHQgYm9keQo=\n", 0, NULL, 0,
+	    NULL, "message/rfc822 with transfer encoding base64", NULL,
+	    chk_b64_message },
 	{ "ims_calls", HDR "Content-Type: multipart/mixed; boundary=a\n\n"
 	    "--a\nContent-Type: text/plain\n\none\n"
 	    "--a\nContent-Type: message/rfc822\n\nFrom: c@example.org\n\ninner\n"
