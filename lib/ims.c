@@ -88,6 +88,8 @@ struct ims_ctx {
 	/* the section being read (NULL before the first DATA_TYPE) */
 	Vmingest__ImsSection *sec;
 	int		 in_section;	/* after DATA_TYPE, even when not kept */
+	int		 log_section;	/* LOG / ERROR_LOG: may echo a message */
+	size_t		 echo;		/* BEGIN..STOP depth echoed in it */
 	int		 in_dat2;
 	enum phd_block	 phd;
 	int		 phd_line;
@@ -449,6 +451,7 @@ static const char *const req_keywords[] = {
 	"ALERT_SYSTEM", "ALERT_TEMP", "ALERT_UPS", "MET", "RNPS", "SSREB",
 	"RMSSOH", "ARMR", "FPEB", "NETWORK_STATUS",
 	"SUBSCR_PROD", "SUBSCR_RESEND", "SUBSCR_LOG", "UNSUBSCRIBE",
+	"SUBSCRIBE", "CHANGE", "RESEND",	/* GSE2.1 section 3 */
 	NULL
 };
 
@@ -617,6 +620,8 @@ end_section(struct ims_ctx *c, size_t end_off)
 	sets_free(c);
 	c->sec = NULL;
 	c->in_section = 0;
+	c->log_section = 0;
+	c->echo = 0;
 	c->in_dat2 = 0;
 	c->phd = PHD_NONE;
 }
@@ -626,6 +631,8 @@ end_message(struct ims_ctx *c, size_t end_off, int complete)
 {
 	Vmingest__ImsMessage *m = c->m;
 
+	if (c->echo > 0)
+		msg_warn(c, "message quoted in a LOG section has no STOP");
 	end_section(c, end_off);
 	if (m == NULL)
 		return;
@@ -1156,6 +1163,10 @@ line_data_type(struct ims_ctx *c)
 
 	end_section(c, c->line_off);
 	c->in_section = 1;
+	if (c->ntk >= 2) {
+		(void)colon_pair(&c->tk[1], &ty, &sub);
+		c->log_section = tok_is(&ty, "LOG") || tok_is(&ty, "ERROR_LOG");
+	}
 	c->t0 = c->t1 = -1;
 	c->transmit = 0;
 	c->sta_full = 0;
@@ -1459,6 +1470,22 @@ line_inside(struct ims_ctx *c)
 	if (c->line_over)
 		msg_warn(c, "line longer than %zu bytes (ims_line_bytes), cut",
 		    c->cap);
+	/*
+	 * A LOG or ERROR_LOG section may quote the request it answers,
+	 * BEGIN to STOP (GSE2.1 example 4.0-3): that is data, nested.
+	 */
+	if (c->echo > 0) {
+		if (tok_is(k, "STOP"))
+			c->echo--;
+		else if (tok_is(k, "BEGIN"))
+			c->echo++;
+		return;
+	}
+	if (c->log_section && tok_is(k, "BEGIN") && c->ntk == 2 &&
+	    version_ok(&c->tk[1])) {
+		c->echo = 1;
+		return;
+	}
 	if (tok_is(k, "STOP")) {
 		if (c->ntk > 1 && !c->in_section)
 			msg_warn(c, "extra fields after STOP");

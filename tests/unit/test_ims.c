@@ -198,7 +198,7 @@ static void
 t_missing_stop(void **state)
 {
 	Vmingest__Record *r = parse(
-	    "BEGIN IMS2.0\nMSG_TYPE DATA\nMSG_ID a1\nDATA_TYPE LOG\nx\n"
+	    "BEGIN IMS2.0\nMSG_TYPE DATA\nMSG_ID a1\nDATA_TYPE BULLETIN\nx\n"
 	    "BEGIN IMS2.0\nMSG_TYPE DATA\nMSG_ID a2\nDATA_TYPE LOG\ny\n");
 
 	assert_int_equal(r->n_ims, 2);
@@ -208,7 +208,7 @@ t_missing_stop(void **state)
 	assert_true(has_warning(r->ims[1], "missing STOP"));
 	/* the first section ends where the second BEGIN starts */
 	assert_int_equal(r->ims[0]->sections[0]->length,
-	    strlen("DATA_TYPE LOG\nx\n"));
+	    strlen("DATA_TYPE BULLETIN\nx\n"));
 	record_free(r);
 }
 
@@ -239,6 +239,43 @@ t_begin_bad_version(void **state)
 	assert_int_equal(r->n_ims, 1);
 	assert_string_equal(r->ims[0]->version, "");
 	assert_true(has_warning(r->ims[0], "bad BEGIN version"));
+	record_free(r);
+}
+
+/* An ERROR_LOG section quoting the request, BEGIN..STOP (GSE2.1 4.0-3). */
+static void
+t_log_echo(void **state)
+{
+	const char *text =
+	    "BEGIN GSE2.1\nMSG_TYPE DATA\nMSG_ID 1243 GSE_IDC\n"
+	    "REF_ID 1040 ANY_NDC\n"
+	    "DATA_TYPE ERROR_LOG GSE2.1\n"
+	    "  An error was detected in the following request message:\n"
+	    "  BEGIN GSE2.1\n  MSG_TYPE request\n  MSG_ID 1040 ANY_NDC\n"
+	    "  TIME 94/03/01 TO 94/03/02\n  *** Unrecognized time format ***\n"
+	    "  DATA_TYPE LOG\n  STA_LIST ARA0\n  WAVEFORM\n  STOP\n"
+	    "DATA_TYPE LOG GSE2.1\nquoted again:\nBEGIN GSE2.1\nMSG_TYPE x\n"
+	    "STOP\n"
+	    "STOP\n"
+	    "BEGIN GSE2.1\nMSG_TYPE DATA\nMSG_ID 7\nDATA_TYPE WAVEFORM\n"
+	    "BEGIN GSE2.1\nMSG_TYPE DATA\nMSG_ID 8\nDATA_TYPE LOG\n"
+	    "BEGIN IMS2.0\n";
+	Vmingest__Record *r = parse(text);
+	Vmingest__ImsMessage *m;
+
+	assert_int_equal(r->n_ims, 3);
+	m = r->ims[0];
+	assert_true(m->complete);
+	assert_int_equal(m->n_sections, 2);
+	assert_string_equal(m->sections[0]->data_type, "ERROR_LOG");
+	assert_string_equal(m->sections[1]->data_type, "LOG");
+	assert_int_equal(m->sections[1]->offset + m->sections[1]->length,
+	    strstr(text, "STOP\nSTOP\n") + 5 - text);
+	assert_int_equal(m->n_warnings, 0);
+	/* outside LOG sections a BEGIN still means the STOP was missing */
+	assert_false(r->ims[1]->complete);
+	assert_string_equal(r->ims[2]->msg_id, "8");
+	assert_true(has_warning(r->ims[2], "quoted in a LOG section has no STOP"));
 	record_free(r);
 }
 
@@ -756,32 +793,28 @@ corpus_dir(char *buf, size_t bufsz)
 	return buf;
 }
 
-static void
-t_corpus_all(void **state)
+/* Parse, topic and pack every regular file of dir; returns the count. */
+static int
+corpus_walk(const char *dir)
 {
-	char	 dir[1024], path[2048];
-	DIR	*d;
+	char	 path[2048];
+	DIR	*d = opendir(dir);
 	struct dirent *de;
 	int	 n = 0;
 
-	if (corpus_dir(dir, sizeof(dir)) == NULL) {
-		print_message("SKIP: IMS corpus %s not found\n", dir);
-		skip();
-	}
-	d = opendir(dir);
+	assert_non_null(d);
 	while ((de = readdir(d)) != NULL) {
-		size_t	 len;
+		size_t	 len, pblen;
 		char	*text, topic[128];
 		Vmingest__Record *r;
 		uint8_t	*pb;
-		size_t	 pblen;
 		struct stat st;
 
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (stat(path, &st) == -1 || !S_ISREG(st.st_mode))
-			continue;	/* ref/, requests/ */
+			continue;
 		text = slurp(path, &len);
 		assert_non_null(text);
 		r = parse_n(text, len);
@@ -793,7 +826,26 @@ t_corpus_all(void **state)
 		n++;
 	}
 	closedir(d);
-	assert_true(n > 10);
+	return n;
+}
+
+/* Every corpus file, the specs in ref/ (full of examples) included. */
+static void
+t_corpus_all(void **state)
+{
+	char	 dir[1024], sub[1100];
+	int	 n;
+
+	if (corpus_dir(dir, sizeof(dir)) == NULL) {
+		print_message("SKIP: IMS corpus %s not found\n", dir);
+		skip();
+	}
+	n = corpus_walk(dir);
+	snprintf(sub, sizeof(sub), "%s/ref", dir);
+	n += corpus_walk(sub);
+	snprintf(sub, sizeof(sub), "%s/requests", dir);
+	n += corpus_walk(sub);
+	assert_true(n > 40);
 }
 
 /* requests/INDEX.tsv: "expected to parse" -> no warning; errors -> the one. */
@@ -991,6 +1043,7 @@ main(void)
 		cmocka_unit_test(t_missing_stop),
 		cmocka_unit_test(t_no_ims),
 		cmocka_unit_test(t_begin_bad_version),
+		cmocka_unit_test(t_log_echo),
 		cmocka_unit_test(t_grammar_warnings),
 		cmocka_unit_test(t_envelope_order),
 		cmocka_unit_test(t_dates),
