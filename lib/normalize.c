@@ -80,6 +80,7 @@ struct norm {
 	GMimeParserOptions *opts;
 	guint32	 gmime_seen;	/* GMimeParserWarning codes already recorded */
 	size_t	 nparts;
+	size_t	 reparsed;	/* bytes of encoded message/rfc822 re-parsed */
 	int	 part_limit_hit;
 	int	 depth_limit_hit;
 };
@@ -614,7 +615,8 @@ walk_message(struct norm *n, GMimeMessage *sub, const char *path,
 /*
  * message/rfc822 sent with a base64 or quoted-printable encoding (which
  * RFC 2046 forbids, and GMime therefore leaves a leaf): parse the decoded
- * bytes as the encapsulated message, without copying them.
+ * bytes as the encapsulated message, without copying them.  Bounded by
+ * mime_depth (walk_message) and by a byte budget (below).
  */
 static void
 walk_encoded_message(struct norm *n, Vmingest__Part *p, const char *data,
@@ -630,6 +632,19 @@ walk_encoded_message(struct norm *n, Vmingest__Part *p, const char *data,
 	p->is_message = 1;
 	warn(n, "part %s: message/rfc822 with transfer encoding %s",
 	    p->path, p->transfer_encoding);
+	/*
+	 * Each level holds its decoded copy while the next is parsed, and
+	 * quoted-printable nests without shrinking: all re-parsed levels
+	 * together may not exceed message_bytes (memory and time stay
+	 * within twice a maximal message).
+	 */
+	if (len > n->l->message_bytes - n->reparsed) {
+		warn(n, "part %s: encoded message not parsed (re-parse budget "
+		    "of message_bytes %zu used up)", p->path,
+		    n->l->message_bytes);
+		return;
+	}
+	n->reparsed += len;
 	arr = g_byte_array_new_take((guint8 *)(uintptr_t)data, len);
 	st = g_mime_stream_mem_new_with_byte_array(arr);
 	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(st), FALSE);

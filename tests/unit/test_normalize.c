@@ -366,6 +366,7 @@ static void lim_mbytes(struct limits *l) { l->message_bytes = 200; }
 static void lim_depth(struct limits *l) { l->mime_depth = 1; }
 static void lim_parts(struct limits *l) { l->part_count = 2; }
 static void lim_text(struct limits *l) { l->text_bytes = 10; }
+static void lim_reparse(struct limits *l) { l->message_bytes = 249; }
 
 static void
 chk_hcount(const Vmingest__Record *r)
@@ -620,6 +621,13 @@ chk_b64_message(const Vmingest__Record *r)
 }
 
 static void
+chk_reparse(const Vmingest__Record *r)
+{
+	assert_non_null(part_at(r, "1.1"));
+	assert_null(part_at(r, "1.1.1"));
+}
+
+static void
 chk_ims_paths(const Vmingest__Record *r)
 {
 	/* text leaves and the .gse attachment, not the image */
@@ -736,6 +744,12 @@ static const struct tcase cases[] = {
 	    "Q29udGVudC1UeXBlOiB0ZXh0L3BsYWluDQoNClRleHQgYm9keQo=\n", 0, NULL, 0,
 	    NULL, "message/rfc822 with transfer encoding base64", NULL,
 	    chk_b64_message },
+	{ "reparse_budget", "From: a@b\n"
+	    "Content-Type: message/rfc822\nContent-Transfer-Encoding: quoted-printable\n\n"
+	    "Content-Type: message/rfc822\nContent-Transfer-Encoding: quoted-printable\n\n"
+	    "Content-Type: message/rfc822\nContent-Transfer-Encoding: quoted-printable\n\n"
+	    "From: x\n\nbody\n", 0, lim_reparse, 0, NULL, "re-parse budget",
+	    NULL, chk_reparse },
 	{ "ims_calls", HDR "Content-Type: multipart/mixed; boundary=a\n\n"
 	    "--a\nContent-Type: text/plain\n\none\n"
 	    "--a\nContent-Type: message/rfc822\n\nFrom: c@example.org\n\ninner\n"
