@@ -1613,10 +1613,21 @@ local_part_is(const char *addr, const char *lp)
 static int
 bounce_ok(const Vmingest__Record *rec)
 {
-	size_t	 i;
+	size_t	 i, k;
 
-	if (rec->return_path != NULL && strcmp(rec->return_path, "<>") == 0)
-		return 1;
+	/* the null reverse-path; normalize strips the angle brackets */
+	for (i = 0; i < rec->n_headers; i++) {
+		const Vmingest__Header *h = rec->headers[i];
+		const uint8_t *v = h->value.data;
+		size_t	 n = h->value.len;
+
+		if (h->name == NULL || strcasecmp(h->name, "Return-Path") != 0)
+			continue;
+		for (k = 0; k < n && (v[k] == ' ' || v[k] == '\t'); k++)
+			continue;
+		if (n - k >= 2 && v[k] == '<' && v[k + 1] == '>')
+			return 1;
+	}
 	for (i = 0; i < rec->n_from; i++)
 		if (local_part_is(rec->from[i]->address, "mailer-daemon") ||
 		    local_part_is(rec->from[i]->address, "postmaster"))

@@ -689,6 +689,7 @@ t_bounce(void **state)
 {
 	Vmingest__Record *r = record_new();
 	Vmingest__Address *a = malloc(sizeof(*a));
+	Vmingest__Header *h;
 
 	vmingest__address__init(a);
 	a->address = rec_strdup("MAILER-DAEMON@idc.example");
@@ -696,6 +697,31 @@ t_bounce(void **state)
 	ims_parse_part(&L, r, "1", ims_text, strlen(ims_text));
 	ims_finish(&L, r);
 	assert_true(r->ims[0]->bounce);
+	record_free(r);
+
+	r = record_new();
+	h = malloc(sizeof(*h));
+	vmingest__header__init(h);
+	h->name = rec_strdup("Return-Path");
+	h->value.data = (uint8_t *)rec_strdup(" <>");
+	h->value.len = 3;
+	rec_push(&r->headers, &r->n_headers, h);
+	ims_parse_part(&L, r, "1", ims_text, strlen(ims_text));
+	ims_finish(&L, r);
+	assert_true(r->ims[0]->bounce);
+	record_free(r);
+
+	/* an ordinary Return-Path is no bounce */
+	r = record_new();
+	h = malloc(sizeof(*h));
+	vmingest__header__init(h);
+	h->name = rec_strdup("Return-Path");
+	h->value.data = (uint8_t *)rec_strdup("<ops@ndc.example>");
+	h->value.len = 17;
+	rec_push(&r->headers, &r->n_headers, h);
+	ims_parse_part(&L, r, "1", ims_text, strlen(ims_text));
+	ims_finish(&L, r);
+	assert_false(r->ims[0]->bounce);
 	record_free(r);
 
 	r = record_new();
