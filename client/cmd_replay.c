@@ -533,6 +533,11 @@ mbox_write(FILE *fp, uint64_t seq, int64_t recv_us, const uint8_t *p, size_t n)
 	return ferror(fp) ? -1 : 0;
 }
 
+/*
+ * --topic: a published topic of the record starts with a prefix (as the
+ * replay service matches); with --quarantined, the record's primary topic
+ * (quarantined records are published on none).
+ */
 static int
 topic_match(const struct ropts *o, const Vmingest__Record *rec)
 {
@@ -542,13 +547,16 @@ topic_match(const struct ropts *o, const Vmingest__Record *rec)
 		return 1;
 	for (k = 0; k < o->n_topics; k++) {
 		pl = strlen(o->topics[k]);
+		if (o->quar) {
+			if (rec->topic != NULL && strncmp(rec->topic, o->topics[k],
+			    pl) == 0)
+				return 1;
+			continue;
+		}
 		for (i = 0; i < rec->n_topics; i++)
 			if (rec->topics[i]->topic != NULL &&
 			    strncmp(rec->topics[i]->topic, o->topics[k], pl) == 0)
 				return 1;
-		if (rec->n_topics == 0 && rec->topic != NULL && rec->topic[0] &&
-		    strncmp(rec->topic, o->topics[k], pl) == 0)
-			return 1;
 	}
 	return 0;
 }
@@ -688,6 +696,7 @@ replay_local(const struct ropts *o)
 	have_out = 1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigint;
+	sa.sa_flags = SA_RESTART;	/* a blocked write resumes; we stop after it */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &osa);
 
