@@ -33,7 +33,7 @@ static const char sub_usage[] =
 "usage: vmingest sub [-c FILE | --endpoint E --replay-endpoint E]\n"
 "                    [--topic PREFIX]... [--from-start | --from SEQ | --from-now]\n"
 "                    [--checkpoint FILE] [--json | --summary | --raw-dir DIR]\n"
-"                    [--count N] [--timeout SEC]\n"
+"                    [--count N] [--timeout SEC] [--stats] [--hwm N]\n"
 "                    [--server-key FILE.pub --key FILE.key]\n"
 "\n"
 "Subscribe to vmingestd's records: every record of the chosen topics,\n"
@@ -62,6 +62,11 @@ static const char sub_usage[] =
 "  --raw-dir DIR          also write each raw message to DIR/SEQ.eml\n"
 "  --count N              exit after N records\n"
 "  --timeout SEC          exit 1 if no record arrives for SEC seconds\n"
+"  --stats                at exit, write the subscriber's counters (records,\n"
+"                         live, replayed, duplicates, gaps, resyncs) as one\n"
+"                         JSON line to stderr\n"
+"  --hwm N                receive high-water mark of the live socket\n"
+"                         (messages; default libzmq's 1000)\n"
 "  --server-key FILE.pub  the daemon's CURVE public key (vmingest keygen)\n"
 "  --key FILE.key         this client's CURVE secret key; its .pub must be in\n"
 "                         the daemon's authorized_keys_dir\n"
@@ -85,7 +90,7 @@ static const char sub_usage[] =
 
 enum {
 	O_EP = 256, O_REP, O_TOPIC, O_START, O_FROM, O_NOW, O_CKPT, O_JSON,
-	O_SUMMARY, O_RAWDIR, O_COUNT, O_TIMEOUT, O_SKEY, O_KEY
+	O_SUMMARY, O_RAWDIR, O_COUNT, O_TIMEOUT, O_SKEY, O_KEY, O_STATS, O_HWM
 };
 
 static volatile sig_atomic_t sub_stop;
@@ -235,6 +240,8 @@ cmd_sub(int argc, char **argv)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "server-key", required_argument, NULL, O_SKEY },
 		{ "key", required_argument, NULL, O_KEY },
+		{ "stats", no_argument, NULL, O_STATS },
+		{ "hwm", required_argument, NULL, O_HWM },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -250,7 +257,8 @@ cmd_sub(int argc, char **argv)
 	char	*ep_c = NULL, *rep_c = NULL;
 	uint64_t count = 0, timeout_s = 0, got = 0, first = 0, last = 0;
 	size_t	 nt = 0;
-	int	 ch, json = 0, summary = 0, nfrom = 0, rc, status = 0;
+	int	 ch, json = 0, summary = 0, nfrom = 0, rc, status = 0, stats = 0;
+	uint64_t hwm;
 	int64_t	 idle_ms = 0;
 	struct sigaction sa;
 
@@ -300,6 +308,15 @@ cmd_sub(int argc, char **argv)
 			break;
 		case O_SKEY: skeyf = optarg; break;
 		case O_KEY: keyf = optarg; break;
+		case O_STATS: stats = 1; break;
+		case O_HWM:
+			if (cli_parse_u64(optarg, &hwm) != 0 || hwm == 0 ||
+			    hwm > 10000000) {
+				fprintf(stderr, "vmingest sub: --hwm: 1..10000000\n");
+				return 2;
+			}
+			so.rcvhwm = (int)hwm;
+			break;
 		case 'h': fputs(sub_usage, stdout); return 0;
 		default: fputs(sub_usage, stderr); return 2;
 		}
@@ -417,8 +434,9 @@ cmd_sub(int argc, char **argv)
 			break;
 		}
 	}
-	if (summary) {
+	if (summary || stats) {
 		json_t	*j = json_object();
+		char	*line;
 
 		vmi_sub_stats(sub, &st);
 		json_object_set_new(j, "records", json_integer((json_int_t)got));
@@ -429,7 +447,15 @@ cmd_sub(int argc, char **argv)
 		json_object_set_new(j, "duplicates", json_integer((json_int_t)st.duplicates));
 		json_object_set_new(j, "gaps", json_integer((json_int_t)st.gaps));
 		json_object_set_new(j, "resyncs", json_integer((json_int_t)st.resyncs));
-		cli_print_json(j);
+		json_object_set_new(j, "heartbeats", json_integer((json_int_t)st.heartbeats));
+		json_object_set_new(j, "checkpoints", json_integer((json_int_t)st.checkpoints));
+		if (summary)
+			printf("%s\n", (line = json_dumps(j, JSON_COMPACT)) ? line : "{}");
+		else
+			fprintf(stderr, "%s\n", (line = json_dumps(j, JSON_COMPACT)) ?
+			    line : "{}");
+		free(line);
+		json_decref(j);
 	}
 	if (status == 0 && so.checkpoint != NULL && vmi_sub_checkpoint(sub) != VMI_OK) {
 		fprintf(stderr, "vmingest sub: %s\n", vmi_sub_error(sub));
