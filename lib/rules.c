@@ -505,7 +505,26 @@ feed_addrs(struct mstate *ms, const char *v, size_t vlen, int apart)
 	if (sieve_addr_parse(v, vlen, &a, &n, 1000, &buf) == -1 && n == 0) {
 		free(a);
 		free(buf);
-		return 0;
+		rt_error(ms->cx, ms->t->line, ms->t->col, "out of memory");
+		return -1;
+	}
+	if (n == 0 && apart == AP_ALL) {
+		/* no address list: the whole value, for :all only (Pigeonhole) */
+		const char *p = v, *e = v + vlen;
+		char	*u;
+		size_t	 k = 0;
+
+		while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+			p++;
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' ||
+		    e[-1] == '\n'))
+			e--;
+		if (p < e && (u = arena_alloc(ms->cx, e - p + 1)) != NULL) {
+			for (; p < e; p++)
+				if (*p != '\r' && *p != '\n')
+					u[k++] = *p;
+			rc = ms_feed(ms, u, k);
+		}
 	}
 	for (i = 0; i < n && rc == 0; i++) {
 		const char *p;
@@ -1062,15 +1081,18 @@ eval_block(struct sv_ctx *cx, const struct sv_block *b)
 				    "is not a valid topic", esc);
 				return EV_ERR;
 			}
+			/* a second fileinto to the same topic is ignored
+			 * entirely, :copy or not (as Pigeonhole does) */
+			if (has_str(cx->out->topics, cx->out->n_topics, v, len))
+				break;
 			if (count_action(cx, c) == -1)
 				return EV_ERR;
 			if (!c->copy)
 				cx->implicit_keep = 0;
 			push_action(cx, c->copy ? "fileinto :copy" : "fileinto",
 			    v, len);
-			if (!has_str(cx->out->topics, cx->out->n_topics, v, len))
-				rec_push(&cx->out->topics, &cx->out->n_topics,
-				    rec_strndup(v, len));
+			rec_push(&cx->out->topics, &cx->out->n_topics,
+			    rec_strndup(v, len));
 			break;
 		case C_QUARANTINE:
 			if (expand(cx, &c->arg, c->line, c->col, &v, &len) == -1 ||

@@ -21,6 +21,7 @@
  * the caller's match_bytes.
  */
 #include <gmime/gmime.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,6 +146,139 @@ wsp(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+/* ---- RFC 2047 ---- */
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+static int
+b64val(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* Decode the payload of one encoded word into out (room for len bytes). */
+static size_t
+word_decode(int enc, const char *t, size_t len, char *out)
+{
+	size_t	 i, o = 0;
+	unsigned acc = 0;
+	int	 bits = 0;
+
+	for (i = 0; i < len; i++) {
+		if (enc == 'Q') {
+			if (t[i] == '_')
+				out[o++] = ' ';
+			else if (t[i] == '=' && i + 2 < len && hexval(t[i + 1]) >= 0 &&
+			    hexval(t[i + 2]) >= 0) {
+				out[o++] = (char)(hexval(t[i + 1]) * 16 + hexval(t[i + 2]));
+				i += 2;
+			} else
+				out[o++] = t[i];
+		} else {
+			int	 v = b64val(t[i]);
+
+			if (v < 0)
+				continue;	/* padding and junk */
+			acc = (acc << 6) | (unsigned)v;
+			bits += 6;
+			if (bits >= 8) {
+				bits -= 8;
+				out[o++] = (char)((acc >> bits) & 0xff);
+			}
+		}
+	}
+	return o;
+}
+
+/*
+ * Decode RFC 2047 encoded words to UTF-8.  Each word is decoded on its
+ * own (GMime 3.2 joins adjacent base64 words before decoding, which loses
+ * text after a padded word); white space between two encoded words goes.
+ * Unknown charsets keep the decoded bytes.  Returns a malloc'd string.
+ */
+static char *
+decode_2047(const char *in, size_t len, size_t *outlen)
+{
+	char	*out, *tmp;
+	size_t	 i = 0, o = 0, after_word = (size_t)-1;
+
+	/* decoded text is never longer than its encoding, UTF-8 at most 3x */
+	if ((out = malloc(3 * len + 1)) == NULL)
+		return NULL;
+	if ((tmp = malloc(len + 1)) == NULL) {
+		free(out);
+		return NULL;
+	}
+	while (i < len) {
+		if (in[i] == '=' && i + 1 < len && in[i + 1] == '?') {
+			const char *cs = in + i + 2, *q1, *q2, *end;
+			size_t	 rest = len - (i + 2), cslen, n;
+			int	 enc;
+
+			q1 = memchr(cs, '?', rest);
+			if (q1 == NULL || q1 + 2 >= in + len || q1[2] != '?')
+				goto literal;
+			enc = toupper((unsigned char)q1[1]);
+			if (enc != 'B' && enc != 'Q')
+				goto literal;
+			q2 = q1 + 3;
+			end = memmem(q2, in + len - q2, "?=", 2);
+			if (end == NULL || memchr(q2, ' ', end - q2) != NULL)
+				goto literal;
+			cslen = q1 - cs;
+			if (memchr(cs, '*', cslen) != NULL)	/* RFC 2231 language */
+				cslen = (const char *)memchr(cs, '*', cslen) - cs;
+			n = word_decode(enc, q2, end - q2, tmp);
+			if (after_word != (size_t)-1)
+				o = after_word;	/* drop blanks between words */
+			{
+				char	 csbuf[64];
+				gchar	*u = NULL;
+				gsize	 ulen = 0;
+
+				if (cslen > 0 && cslen < sizeof(csbuf)) {
+					memcpy(csbuf, cs, cslen);
+					csbuf[cslen] = '\0';
+					u = g_convert(tmp, n, "UTF-8", csbuf, NULL, &ulen,
+					    NULL);
+				}
+				if (u != NULL && ulen <= 3 * (size_t)(end + 2 - (in + i))) {
+					memcpy(out + o, u, ulen);
+					o += ulen;
+				} else {
+					memcpy(out + o, tmp, n);
+					o += n;
+				}
+				g_free(u);
+			}
+			i = end + 2 - in;
+			after_word = o;
+			continue;
+		}
+literal:
+		if (in[i] != ' ' && in[i] != '\t')
+			after_word = (size_t)-1;
+		out[o++] = in[i++];
+	}
+	out[o] = '\0';
+	free(tmp);
+	*outlen = o;
+	return out;
+}
+
 void
 sieve_msg_value(struct sv_msg *m, size_t i, const char **pp, size_t *lenp)
 {
@@ -160,11 +294,14 @@ sieve_msg_value(struct sv_msg *m, size_t i, const char **pp, size_t *lenp)
 		return;
 	}
 	h->have_dec = 1;
-	while (v < e && wsp(*v))
+	/* Like Dovecot: blanks after the colon go, but when the first line is
+	 * empty the continuation keeps its leading white space. */
+	while (v < e && (*v == ' ' || *v == '\t'))
 		v++;
 	while (e > v && wsp(e[-1]))
 		e--;
-	if (memchr(v, '\n', e - v) != NULL || memchr(v, '\r', e - v) != NULL)
+	if (v < e && (memchr(v, '\n', e - v) != NULL ||
+	    memchr(v, '\r', e - v) != NULL))
 		folded = 1;
 	if (!folded && memmem(v, e - v, "=?", 2) == NULL) {
 		h->dec = v;
@@ -181,20 +318,13 @@ sieve_msg_value(struct sv_msg *m, size_t i, const char **pp, size_t *lenp)
 			b[k++] = v[j];
 	b[k] = '\0';
 	if (memmem(b, k, "=?", 2) != NULL) {
-		char	*d = g_mime_utils_header_decode_text(NULL, b);
+		char	*d = decode_2047(b, k, &k);
 
 		if (d != NULL) {
-			size_t	 dl = strlen(d);
-			char	*nb = malloc(dl + 1);
-
-			if (nb != NULL) {
-				memcpy(nb, d, dl + 1);
-				free(b);
-				b = nb;
-				k = dl;
-			}
-			g_free(d);
-		}
+			free(b);
+			b = d;
+		} else
+			k = strlen(b);
 	}
 	h->decbuf = b;
 	h->dec = b;
@@ -228,10 +358,52 @@ push_addr(struct sv_val **out, size_t *n, size_t max, const char *p, size_t len)
 	return 0;
 }
 
+static int
+atext_ok(unsigned char c)
+{
+	return isalnum(c) || c >= 0x80 || strchr("!#$%&'*+-/=?^_`{|}~.", c) != NULL;
+}
+
+/* An RFC 5322 addr-spec: local@domain, local a dot-atom or quoted string. */
+static int
+addr_ok(const char *a, size_t len)
+{
+	size_t	 i, at = len;
+	int	 quote = 0;
+
+	for (i = 0; i < len; i++) {
+		if (quote) {
+			if (a[i] == '\\' && i + 1 < len)
+				i++;
+			else if (a[i] == '"')
+				quote = 0;
+			continue;
+		}
+		if (a[i] == '"' && i == 0)
+			quote = 1;
+		else if (a[i] == '@')
+			at = i;
+		else if (at == len && !atext_ok((unsigned char)a[i]))
+			return 0;
+	}
+	if (quote || at == 0 || at >= len - 1)
+		return 0;
+	if (a[at + 1] == '[')
+		return a[len - 1] == ']';
+	for (i = at + 1; i < len; i++)
+		if (!(isalnum((unsigned char)a[i]) || a[i] == '.' || a[i] == '-' ||
+		    a[i] == '_' || (unsigned char)a[i] >= 0x80))
+			return 0;
+	return 1;
+}
+
 /*
- * RFC 5322 address-list, leniently: display names, comments and group
- * labels are dropped; an angle-addr wins over the surrounding text; a
- * source route ("@a,@b:") inside the angle brackets is dropped.
+ * RFC 5322 address-list: display names, comments and group labels are
+ * dropped; an angle-addr wins over the surrounding text; a source route
+ * ("@a,@b:") inside the angle brackets is dropped.  Like Pigeonhole, the
+ * list ends at the first mailbox that is not a valid addr-spec (a bare
+ * "addr junk" still yields addr); *n == 0 then means the value is no
+ * address list, and the caller matches the whole value for :all only.
  */
 int
 sieve_addr_parse(const char *v, size_t vlen, struct sv_val **out, size_t *n,
@@ -239,7 +411,7 @@ sieve_addr_parse(const char *v, size_t vlen, struct sv_val **out, size_t *n,
 {
 	char	*buf;
 	size_t	 i, blen = 0, mstart = 0, astart = 0, alen = 0;
-	int	 quote = 0, depth = 0, angle = 0, have_angle = 0;
+	int	 quote = 0, depth = 0, angle = 0, have_angle = 0, closed = 0;
 
 	if ((buf = malloc(vlen + 1)) == NULL)
 		return -1;
@@ -249,30 +421,26 @@ sieve_addr_parse(const char *v, size_t vlen, struct sv_val **out, size_t *n,
 
 		if (i < vlen && (c == '\r' || c == '\n'))
 			continue;
-		if (quote) {
-			if (c == '\\' && i + 1 < vlen) {
-				buf[blen++] = v[++i];
-				continue;
-			}
-			if (c == '"')
-				quote = 0;
+		if (quote && i < vlen) {
 			buf[blen++] = c;
+			if (c == '\\' && i + 1 < vlen)
+				buf[blen++] = v[++i];
+			else if (c == '"')
+				quote = 0;
 			continue;
 		}
-		if (depth > 0) {
+		if (depth > 0 && i < vlen) {
 			if (c == '\\' && i + 1 < vlen)
 				i++;
 			else if (c == '(')
 				depth++;
 			else if (c == ')')
 				depth--;
-			if (i == vlen)
-				depth = 0;	/* unclosed comment at the end */
-			else
-				continue;
+			continue;
 		}
-		if (c == '(') {
+		if (c == '(' ) {
 			depth = 1;
+			buf[blen++] = ' ';
 			continue;
 		}
 		if (c == '"') {
@@ -281,14 +449,11 @@ sieve_addr_parse(const char *v, size_t vlen, struct sv_val **out, size_t *n,
 			continue;
 		}
 		if (angle) {
-			if (c == '>') {
+			if (c == '>' || i == vlen) {
 				angle = 0;
 				alen = blen - astart;
 				have_angle = 1;
-			} else if (i == vlen) {
-				angle = 0;
-				alen = blen - astart;
-				have_angle = 1;
+				closed = (c == '>');
 			} else {
 				buf[blen++] = c;
 				continue;
@@ -296,7 +461,19 @@ sieve_addr_parse(const char *v, size_t vlen, struct sv_val **out, size_t *n,
 			if (i < vlen)
 				continue;
 		}
-		if (c == '<') {
+		if (c == '<' && !have_angle) {
+			/* the display name is a phrase: no specials outside quotes */
+			size_t	 k;
+			int	 q = 0;
+
+			for (k = mstart; k < blen; k++) {
+				if (q && buf[k] == '\\')
+					k++;
+				else if (buf[k] == '"')
+					q = !q;
+				else if (!q && strchr("@,;:<>[]\\", buf[k]) != NULL)
+					return 0;
+			}
 			angle = 1;
 			astart = blen;
 			continue;
@@ -307,14 +484,12 @@ sieve_addr_parse(const char *v, size_t vlen, struct sv_val **out, size_t *n,
 		}
 		if (c == ',' || c == ';') {
 			const char *a;
-			size_t	 l;
-			int	 rc;
+			size_t	 l, k;
 
 			if (have_angle) {
 				a = buf + astart;
 				l = alen;
-				/* source route */
-				if (l > 0 && *a == '@') {
+				if (l > 0 && *a == '@') {	/* source route */
 					const char *col = memchr(a, ':', l);
 
 					if (col != NULL) {
@@ -322,19 +497,45 @@ sieve_addr_parse(const char *v, size_t vlen, struct sv_val **out, size_t *n,
 						a = col + 1;
 					}
 				}
+				while (l > 0 && wsp(*a))
+					a++, l--;
+				while (l > 0 && wsp(a[l - 1]))
+					l--;
+				if (!closed || !addr_ok(a, l))
+					return 0;
 			} else {
 				a = buf + mstart;
 				l = blen - mstart;
+				while (l > 0 && wsp(*a))
+					a++, l--;
+				while (l > 0 && wsp(a[l - 1]))
+					l--;
+				if (l == 0) {		/* empty list element */
+					mstart = blen;
+					continue;
+				}
+				for (k = 0; k < l && !wsp(a[k]); k++)
+					if (a[k] == '"')
+						break;
+				if (k < l && a[k] != '"') {
+					/* "addr junk": addr, then the list ends */
+					if (addr_ok(a, k))
+						push_addr(out, n, max, a, k);
+					return 0;
+				}
+				if (!addr_ok(a, l))
+					return 0;
 			}
-			rc = push_addr(out, n, max, a, l);
+			if (push_addr(out, n, max, a, l) == -1)
+				return -1;
 			mstart = blen;
 			have_angle = 0;
-			if (rc == -1)
-				return -1;
 			continue;
 		}
 		if (!have_angle)
 			buf[blen++] = c;
+		else if (!wsp(c))
+			return 0;	/* text after the angle-addr */
 	}
 	return 0;
 }
@@ -355,6 +556,10 @@ sieve_addr_part(const char *a, size_t alen, int apart, const char **p,
 	case AP_LOCAL:
 		*p = a;
 		*len = at ? (size_t)(at - a) : alen;
+		if (*len >= 2 && a[0] == '"' && a[*len - 1] == '"') {
+			(*p)++;
+			*len -= 2;
+		}
 		break;
 	case AP_DOMAIN:
 		*p = at ? at + 1 : NULL;
@@ -367,6 +572,23 @@ sieve_addr_part(const char *a, size_t alen, int apart, const char **p,
 }
 
 /* ---- MIME leaves for body :text and :content ---- */
+
+/* The RFC 2045 encodings (GMime also accepts variants such as "7-bit"). */
+static int
+cte_known(const char *v)
+{
+	static const char *known[] = { "7bit", "8bit", "binary",
+	    "quoted-printable", "base64" };
+	size_t	 i, n;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	n = strcspn(v, " \t;(");
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strlen(known[i]) == n && g_ascii_strncasecmp(v, known[i], n) == 0)
+			return 1;
+	return 0;
+}
 
 struct parts_walk {
 	struct sv_msg *m;
@@ -393,6 +615,16 @@ add_part(struct parts_walk *w, GMimeObject *obj)
 		t = "text";
 	if (st == NULL)
 		st = "plain";
+	/* RFC 2045 6.4: an unknown transfer encoding makes it opaque data */
+	{
+		const char *cte = g_mime_object_get_header(obj,
+		    "Content-Transfer-Encoding");
+
+		if (cte != NULL && !cte_known(cte)) {
+			t = "application";
+			st = "octet-stream";
+		}
+	}
 	n = strlen(t) + 1 + strlen(st);
 	if ((type = malloc(n + 1)) == NULL) {
 		w->failed = 1;
@@ -444,28 +676,27 @@ add_part(struct parts_walk *w, GMimeObject *obj)
 	w->m->nparts++;
 }
 
+/* Pre-order over the MIME tree, into message/rfc822 parts too. */
 static void
-walk_cb(GMimeObject *parent, GMimeObject *part, gpointer arg)
+walk_obj(struct parts_walk *w, GMimeObject *obj, size_t depth)
 {
-	struct parts_walk *w = arg;
-
-	if (w->m->nparts >= LIMIT_PART_COUNT)
+	if (obj == NULL || depth > LIMIT_MIME_DEPTH ||
+	    w->m->nparts >= LIMIT_PART_COUNT)
 		return;
-	if (GMIME_IS_MESSAGE_PART(part)) {
+	if (GMIME_IS_MULTIPART(obj)) {
+		int	 i, n = g_mime_multipart_get_count(GMIME_MULTIPART(obj));
+
+		for (i = 0; i < n; i++)
+			walk_obj(w, g_mime_multipart_get_part(GMIME_MULTIPART(obj),
+			    i), depth + 1);
+	} else if (GMIME_IS_MESSAGE_PART(obj)) {
 		GMimeMessage *sub = g_mime_message_part_get_message(
-		    GMIME_MESSAGE_PART(part));
+		    GMIME_MESSAGE_PART(obj));
 
-		/* g_mime_message_foreach does not descend into message/rfc822 */
-		if (sub != NULL && sub->mime_part != NULL) {
-			if (GMIME_IS_MULTIPART(sub->mime_part))
-				g_mime_multipart_foreach(
-				    GMIME_MULTIPART(sub->mime_part), walk_cb, w);
-			else
-				add_part(w, sub->mime_part);
-		}
-		return;
-	}
-	add_part(w, part);
+		if (sub != NULL)
+			walk_obj(w, sub->mime_part, depth + 1);
+	} else
+		add_part(w, obj);
 }
 
 int
@@ -486,13 +717,7 @@ sieve_msg_parts(struct sv_msg *m, size_t maxbytes)
 	g_object_unref(p);
 	if (msg == NULL)
 		return 0;
-	if (msg->mime_part != NULL) {
-		if (GMIME_IS_MULTIPART(msg->mime_part))
-			g_mime_multipart_foreach(GMIME_MULTIPART(msg->mime_part),
-			    walk_cb, &w);
-		else
-			walk_cb(NULL, msg->mime_part, &w);
-	}
+	walk_obj(&w, msg->mime_part, 0);
 	g_object_unref(msg);
 	return w.failed ? -1 : 0;
 }
