@@ -5,7 +5,10 @@ directories, a free loopback port) is configured from deploy/postfix/
 (main.cf and the mailbox map, placeholders filled in), receives mail over
 SMTP from swaks and smtp-source, and its virtual(8) agent delivers into
 one Maildir per functional mailbox.  vmingestd, started as root with
-[daemon] user = nobody, drains those Maildirs.
+[daemon] user = nobody, drains those Maildirs.  As in production
+(deploy/postfix/main.cf), Postfix delivers as the daemon's uid - here
+nobody stands in for vmingest - into setgid group-writable Maildirs,
+since virtual(8) creates each message file mode 0600.
 
 What Postfix delivered is known exactly: a test-only virtual alias copies
 every message to an "archive" Maildir nobody drains, so each stored raw
@@ -118,7 +121,7 @@ class Postfix:
                 os.chown(p, uid, gid)
                 os.chmod(p, 0o2770)
         subst = {"@DOMAIN@": DOMAIN, "@VMAIL_BASE@": self.base,
-                 "@CONFIG_DIR@": self.etc, "@VMAIL_UID@": str(uid),
+                 "@CONFIG_DIR@": self.etc, "@VMINGEST_UID@": str(uid),
                  "@VMAIL_GID@": str(gid)}
 
         def fill(text):

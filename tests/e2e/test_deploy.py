@@ -1,0 +1,388 @@
+"""Deployment (issue 8): the systemd unit, sysusers/tmpfiles, make install,
+privilege drop, sd_notify, and the man pages against the binaries.
+
+- `make -f deploy/install.mk` into a DESTDIR, then `systemd-analyze verify`
+  on the installed unit (ExecStart pointed at the built binary, the man
+  pages found in the DESTDIR: verify runs `man` for Documentation=).
+- systemd-sysusers / systemd-tmpfiles applied to an empty --root.
+- vmingestd started as root with [daemon] user = nobody: /proc shows
+  every uid and gid changed, no capabilities left; the store belongs to
+  nobody; a store path outside what nobody may write fails to open.
+- vmingestd refuses root without user = / allow_root.
+- sd_notify: READY=1, then WATCHDOG=1 with STATUS= (backlog) when
+  WATCHDOG_USEC is set, read from a NOTIFY_SOCKET we own.
+- every page renders with `groff -ww` and `man -l` without a warning;
+  `--help` of vmingestd, vmingest and every subcommand the binary has
+  agrees with the pages; vmingestd.conf(5) names every key.
+"""
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import BUILD, REPO, VMINGEST, VMINGESTD, Daemon, wait_for
+
+MAN = os.path.join(REPO, "docs", "man")
+PAGES = ("vmingestd.8", "vmingest.1", "vmingestd.conf.5")
+ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not ROOT, reason="needs root (privilege drop, "
+                                "chown); CI runs as root")
+
+
+def run(*args, **kw):
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("timeout", 120)
+    return subprocess.run(list(args), **kw)
+
+
+# ---- install, systemd ----
+
+@pytest.fixture(scope="module")
+def destdir():
+    d = tempfile.mkdtemp(prefix="vmi-destdir-")
+    r = run("make", "--no-print-directory", "-f", "deploy/install.mk", "PREFIX=/usr",
+            "DESTDIR=" + d, "BUILD=" + BUILD, cwd=REPO)
+    assert r.returncode == 0, r.stdout + r.stderr
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_install_layout(destdir):
+    want = ["usr/lib/systemd/system/vmingestd.service",
+            "usr/lib/sysusers.d/vmingest.conf",
+            "usr/lib/tmpfiles.d/vmingest.conf",
+            "usr/share/doc/vmingest/postfix/main.cf",
+            "usr/share/doc/vmingest/postfix/vmingest_mailboxes"]
+    want += ["usr/share/man/man%s/%s.gz" % (p.rsplit(".", 1)[1], p) for p in PAGES]
+    for w in want:
+        p = os.path.join(destdir, w)
+        assert os.path.isfile(p), "make install did not install " + w
+        assert os.stat(p).st_mode & 0o777 == 0o644, w
+    with open(os.path.join(destdir, want[0])) as f:
+        unit = f.read()
+    assert not re.findall(r"@[A-Z_]+@", unit), "placeholder left in the unit"
+    assert "ExecStart=/usr/sbin/vmingestd -c /etc/vmingest/vmingestd.conf" in unit
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                    reason="systemd-analyze not installed")
+def test_unit_verifies(destdir, tmp_path):
+    with open(os.path.join(destdir, "usr/lib/systemd/system/vmingestd.service")) as f:
+        unit = f.read()
+    # verify checks that ExecStart's binary exists: point it at ours
+    unit = unit.replace("/usr/sbin/vmingestd", VMINGESTD)
+    for key in ("Type=notify", "User=vmingest", "SupplementaryGroups=vmail",
+                "ExecReload=/bin/kill -HUP $MAINPID", "WatchdogSec=",
+                "NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=",
+                "ProtectHome=yes", "PrivateTmp=yes", "PrivateDevices=yes",
+                "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+                "SystemCallFilter=@system-service", "MemoryDenyWriteExecute=yes",
+                "LockPersonality=yes", "\nCapabilityBoundingSet=\n"):
+        assert key in unit, "unit lacks " + key.strip()
+    path = tmp_path / "vmingestd.service"
+    path.write_text(unit)
+    env = dict(os.environ, MANPATH=os.path.join(destdir, "usr/share/man"))
+    r = run("systemd-analyze", "verify", str(path), env=env)
+    assert r.returncode == 0 and "vmingestd" not in r.stderr, r.stderr
+    # and it does fail on a broken unit (the check can fail)
+    bad = tmp_path / "broken.service"
+    bad.write_text(unit.replace("Type=notify", "Type=notifyy"))
+    r = run("systemd-analyze", "verify", str(bad), env=env)
+    assert r.returncode != 0 or "notifyy" in r.stderr
+
+
+@pytest.mark.skipif(shutil.which("systemd-sysusers") is None,
+                    reason="systemd-sysusers not installed")
+def test_sysusers_and_tmpfiles(destdir, tmp_path):
+    root = str(tmp_path / "root")
+    os.makedirs(os.path.join(root, "etc"))
+    su = os.path.join(destdir, "usr/lib/sysusers.d/vmingest.conf")
+    r = run("systemd-sysusers", "--root=" + root, su)
+    assert r.returncode == 0, r.stderr
+    users = {l.split(":")[0]: l.split(":") for l in open(os.path.join(root, "etc/passwd"))}
+    groups = {l.split(":")[0]: l.strip().split(":") for l in open(os.path.join(root, "etc/group"))}
+    assert "vmingest" in users and "vmail" in users and "vmail" in groups
+    assert "vmingest" in groups["vmail"][3].split(","), "vmingest not in group vmail"
+    assert users["vmingest"][6].strip() == "/usr/sbin/nologin"
+    if not ROOT:
+        return
+    tf = os.path.join(destdir, "usr/lib/tmpfiles.d/vmingest.conf")
+    r = run("systemd-tmpfiles", "--root=" + root, "--create", tf)
+    assert r.returncode == 0, r.stderr
+    vm_uid, vmail_uid = int(users["vmingest"][2]), int(users["vmail"][2])
+    vmail_gid = int(groups["vmail"][2])
+    for p, mode, uid in (("var/lib/vmingest", 0o750, vm_uid), ("run/vmingest", 0o750, vm_uid),
+                         ("var/mail/vmail", 0o2770, vmail_uid),
+                         ("var/mail/vmail/rms/new", 0o2770, vmail_uid)):
+        st = os.stat(os.path.join(root, p))
+        assert (st.st_mode & 0o7777, st.st_uid) == (mode, uid), p
+    assert os.stat(os.path.join(root, "var/mail/vmail/seismic/tmp")).st_gid == vmail_gid
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                    reason="systemd-analyze not installed")
+def test_security_exposure_recorded(destdir, tmp_path):
+    """docs/OPERATIONS.md records `systemd-analyze security`; the figure
+    there must be the one the unit gets today."""
+    unit = open(os.path.join(destdir, "usr/lib/systemd/system/vmingestd.service")).read()
+    path = tmp_path / "vmingestd.service"
+    path.write_text(unit.replace("/usr/sbin/vmingestd", VMINGESTD))
+    r = run("systemd-analyze", "security", "--offline=yes", "--no-pager", str(path))
+    m = re.search(r"Overall exposure level for vmingestd.service: ([0-9.]+)", r.stdout)
+    if m is None:
+        pytest.skip("systemd-analyze security --offline unsupported here: %s" % r.stderr[-200:])
+    doc = open(os.path.join(REPO, "docs", "OPERATIONS.md")).read()
+    assert "exposure level for vmingestd.service: %s" % m.group(1) in doc, \
+        "OPERATIONS.md does not record the current exposure %s" % m.group(1)
+
+
+# ---- privilege drop ----
+
+def _status(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.split()
+    return out
+
+
+@pytest.fixture
+def open_root():
+    """A temp dir nobody can traverse to (not under pytest's 0700 dirs)."""
+    d = tempfile.mkdtemp(prefix="vmi-deploy-", dir="/tmp")
+    os.chmod(d, 0o755)
+    made = []
+    yield d, made
+    for dm in made:
+        if dm.alive():
+            dm.kill9()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@needs_root
+def test_privdrop_to_nobody(open_root):
+    root, made = open_root
+    nobody = pwd.getpwnam("nobody")
+    mail = os.path.join(root, "mail")
+    d = Daemon(root, queues={"default": {"maildir": mail}},
+               extra={"daemon": {"user": "nobody"}})
+    made.append(d)
+    # the Maildir is the daemon user's, as Postfix would leave it
+    for dp, dn, _fn in os.walk(mail):
+        os.chown(dp, nobody.pw_uid, nobody.pw_gid)
+    d.start()
+    st = _status(d.proc.pid)
+    assert st["Uid"] == [str(nobody.pw_uid)] * 4, st["Uid"]
+    assert st["Gid"] == [str(nobody.pw_gid)] * 4, st["Gid"]
+    assert "0" not in st.get("Groups", []), st.get("Groups")
+    for cap in ("CapEff", "CapPrm", "CapAmb"):
+        assert int(st[cap][0], 16) == 0, (cap, st[cap])
+    assert "running as user nobody" in d.log()
+    s = os.stat(d.store)
+    assert (s.st_uid, s.st_gid) == (nobody.pw_uid, nobody.pw_gid), "store not nobody's"
+    # it still works as nobody
+    d.maildir().deliver("From: a@b\nSubject: x\nMessage-ID: <pd1@t>\n\nbody\n")
+    d.wait_records(1)
+    wait_for(lambda: not d.maildir().new_files(), 30, what="file removed")
+    assert d.stop() == 0
+
+
+@needs_root
+def test_privdrop_cannot_write_outside(open_root):
+    """After the drop, a store outside what nobody may write fails to
+    open, though root could have made it: the drop happened first."""
+    root, made = open_root
+    nobody = pwd.getpwnam("nobody")
+    locked = os.path.join(root, "rootonly")
+    os.makedirs(locked, mode=0o755)
+    mail = os.path.join(root, "mail")
+    d = Daemon(root, queues={"default": {"maildir": mail}},
+               extra={"daemon": {"user": "nobody"},
+                      "store": {"path": os.path.join(locked, "store")}})
+    made.append(d)
+    for dp, dn, _fn in os.walk(mail):
+        os.chown(dp, nobody.pw_uid, nobody.pw_gid)
+    d.start(wait=False)
+    rc = d.proc.wait(30)
+    assert rc == 1, "vmingestd as nobody opened a store in a root-only dir"
+    assert "ermission denied" in d.log(), d.log()
+    assert not os.path.exists(os.path.join(locked, "store", "data.mdb"))
+
+
+@needs_root
+def test_refuses_root_without_user(tmp_path):
+    conf = tmp_path / "c.conf"
+    conf.write_text("[daemon]\nstate_dir = %s\n[http]\nlisten = off\n"
+                    "[queue q]\nmaildir = %s\n" % (tmp_path / "s", tmp_path / "m"))
+    r = run(VMINGESTD, "-c", str(conf), timeout=30)
+    assert r.returncode == 1
+    assert "refusing to run as root" in r.stderr
+    conf.write_text(conf.read_text().replace("[daemon]\n", "[daemon]\nuser = no-such-user-vmi\n"))
+    r = run(VMINGESTD, "-c", str(conf), timeout=30)
+    assert r.returncode == 1 and "no-such-user-vmi" in r.stderr, r.stderr
+
+
+# ---- sd_notify ----
+
+def test_sd_notify_ready_watchdog_status(make_daemon, tmp_path):
+    sock_path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(sock_path)
+    s.settimeout(0.2)
+    d = make_daemon()
+    d.maildir().deliver("From: a@b\nSubject: x\nMessage-ID: <n1@t>\n\nbody\n")
+    env_keep = dict(os.environ)
+    os.environ["NOTIFY_SOCKET"] = sock_path
+    os.environ["WATCHDOG_USEC"] = "2000000"
+    try:
+        d.start(wait=False)
+    finally:
+        os.environ.clear()
+        os.environ.update(env_keep)
+    msgs = []
+
+    def got(pred):
+        def f():
+            try:
+                msgs.append(s.recv(4096).decode())
+            except socket.timeout:
+                pass
+            if d.proc is not None and d.proc.poll() is not None:
+                raise AssertionError("vmingestd exited: " + d.log())
+            return any(pred(m) for m in msgs)
+        return f
+    try:
+        wait_for(got(lambda m: "READY=1" in m.split("\n")), 30, what="READY=1")
+        wait_for(got(lambda m: "WATCHDOG=1" in m.split("\n") and "STATUS=" in m), 30,
+                 what="WATCHDOG=1 with STATUS=")
+        d.wait_records(1)
+        wait_for(got(lambda m: re.search(r"STATUS=.*backlog 0 file.*last seq 1", m)), 30,
+                 what="STATUS showing the drained backlog")
+        st = [m for m in msgs if "STATUS=" in m and "WATCHDOG=1" in m][-1]
+        assert re.search(r"STATUS=ingesting: backlog \d+ file\(s\), oldest \d+s", st), st
+        assert d.stop() == 0
+        wait_for(got(lambda m: "STOPPING=1" in m), 10, what="STOPPING=1")
+    finally:
+        s.close()
+
+
+# ---- man pages ----
+
+def page(name):
+    with open(os.path.join(MAN, name)) as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_man_page_renders_without_warnings(name):
+    path = os.path.join(MAN, name)
+    assert os.path.isfile(path), "missing docs/man/" + name
+    r = run("groff", "-ww", "-mandoc", "-Tutf8", "-z", path)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    env = dict(os.environ, MANWIDTH="80", MAN_KEEP_STDERR="1", LC_ALL="C.UTF-8")
+    r = run("man", "--warnings=w", "-l", path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "", r.stderr
+    assert len(r.stdout.splitlines()) > 30
+    text = page(name)
+    assert re.search(r"(?m)^\.Dd ", text) and re.search(r"(?m)^\.Dt ", text), "not mdoc"
+
+
+def help_text(*args):
+    r = run(*args)
+    assert r.returncode == 0, (args, r.stderr)
+    return r.stdout
+
+
+def long_options(text):
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", text))
+
+
+def mdoc_options(text):
+    """Long options an mdoc text names: .Fl -foo (shown as --foo)."""
+    return set("--" + m for m in re.findall(r"Fl -([a-z][a-z0-9-]*)", text))
+
+
+def test_vmingestd_help_agrees_with_page():
+    h = long_options(help_text(VMINGESTD, "--help"))
+    p = mdoc_options(page("vmingestd.8"))
+    assert h, "no options in vmingestd --help"
+    assert h - p == set(), "in --help, not in vmingestd(8): %s" % sorted(h - p)
+    assert p - h == set(), "in vmingestd(8), not in --help: %s" % sorted(p - h)
+    for short in re.findall(r"^\s+-([a-zA-Z]),", help_text(VMINGESTD, "--help"), re.M):
+        assert re.search(r"Fl %s\b" % short, page("vmingestd.8")), "-%s not in page" % short
+
+
+def binary_commands():
+    h = help_text(VMINGEST, "--help")
+    block = h.split("Commands:", 1)[1].split("\n\n", 1)[0]
+    return [l.split()[0] for l in block.splitlines() if l.strip()]
+
+
+def page_section(text, cmd):
+    """The part of vmingest(1) about one subcommand: from its
+    `.Ss vmingest CMD` to the next subsection or section."""
+    m = re.search(r"(?m)^\.Ss vmingest %s\b.*$" % re.escape(cmd), text)
+    assert m, "vmingest(1) has no section for %s" % cmd
+    rest = text[m.end():]
+    n = re.search(r"(?m)^\.S[sh] ", rest)
+    return rest[:n.start()] if n else rest
+
+
+def test_vmingest_commands_agree_with_page():
+    text = page("vmingest.1")
+    cmds = binary_commands()
+    assert "list" in cmds and "show" in cmds
+    documented = re.findall(r"(?m)^\.Ss vmingest ([a-z]+)", text)
+    for c in cmds:
+        assert c in documented, "vmingest %s not in vmingest(1)" % c
+
+
+def subcommand_help(cmd):
+    r = run(VMINGEST, cmd, "--help")
+    assert r.returncode == 0, "vmingest %s --help exits %d" % (cmd, r.returncode)
+    assert r.stdout.strip(), "vmingest %s --help prints nothing on stdout" % cmd
+    return r.stdout
+
+
+ALL_COMMANDS = ("list", "show", "stats", "sub", "keygen", "rules", "status", "replay",
+                "reprocess", "quarantine", "compact", "backup")
+
+
+@pytest.mark.parametrize("cmd", ALL_COMMANDS)
+def test_subcommand_help_agrees_with_page(cmd):
+    if cmd not in binary_commands():
+        pytest.skip("vmingest %s is not in this build yet" % cmd)
+    h = long_options(subcommand_help(cmd)) - {"--help"}
+    p = mdoc_options(page_section(page("vmingest.1"), cmd)) - {"--help"}
+    assert h - p == set(), "vmingest %s --help has options vmingest(1) lacks: %s" % (
+        cmd, sorted(h - p))
+    assert p - h == set(), "vmingest(1) documents options vmingest %s --help lacks: %s" % (
+        cmd, sorted(p - h))
+
+
+def test_conf_page_names_every_key(tmp_path):
+    dump = help_text(VMINGESTD, "--dump-config")
+    text = page("vmingestd.conf.5")
+    section = None
+    keys = []
+    for line in dump.splitlines():
+        m = re.match(r"\[(\w+)(?: .*)?\]$", line)
+        if m:
+            section = m.group(1)
+            continue
+        m = re.match(r"(\w+) =", line)
+        if m:
+            keys.append((section, m.group(1)))
+    assert len(keys) > 40
+    for sec, key in keys:
+        assert re.search(r"(?m)^\.It Cm %s\b" % key, text), \
+            "vmingestd.conf(5) does not document [%s] %s" % (sec, key)
+        assert re.search(r"(?m)^\.Ss \[%s" % sec, text), "no [%s] section in the page" % sec
