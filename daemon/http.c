@@ -177,6 +177,13 @@ serve_healthz(struct http *h, struct MHD_Connection *c)
 	return reply_text(h, c, 503, C_503, msg);
 }
 
+static int
+topic_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct publisher_topic_stat *)a)->topic,
+	    ((const struct publisher_topic_stat *)b)->topic);
+}
+
 /* /readyz, /status and /metrics: snapshot, publisher figures, answer. */
 static enum MHD_Result
 serve_stats(struct http *h, struct MHD_Connection *c, const char *url)
@@ -192,6 +199,9 @@ serve_stats(struct http *h, struct MHD_Connection *c, const char *url)
 	metrics_snapshot(&h->snap);
 	if (h->pub != NULL)
 		publisher_stats(h->pub, &ps);
+	/* the publisher hands topics in hash order: sort for stable output */
+	if (ps.topics != NULL && ps.n_topics > 1)
+		qsort(ps.topics, ps.n_topics, sizeof(ps.topics[0]), topic_cmp);
 	now = now_us();
 
 	if (!strcmp(url, "/metrics")) {

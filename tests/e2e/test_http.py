@@ -403,6 +403,10 @@ def test_abuse(make_daemon):
     big = raw_request(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " +
                       b"a" * (1 << 20) + b"\r\n\r\n", src="127.0.0.2")
     assert big == b"" or big.startswith(b"HTTP/1.1 431"), big[:100]
+    # a 100 KB request line: refused too
+    long_url = raw_request(port, b"GET /" + b"m" * 100000 + b" HTTP/1.1\r\n\r\n",
+                           src="127.0.0.2")
+    assert long_url == b"" or re.match(rb"HTTP/1.1 4(14|31)", long_url), long_url[:100]
     # garbage bytes: an error answer or a closed connection, nothing else
     junk = raw_request(port, bytes(range(256)) * 64 + b"\r\n\r\n", src="127.0.0.3")
     assert junk == b"" or junk.startswith(b"HTTP/1.1 4"), junk[:100]
