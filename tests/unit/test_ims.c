@@ -568,6 +568,17 @@ t_topic(void **state)
 	assert_int_equal(ims_topic(r, topic, sizeof(topic)), 0);
 	assert_string_equal(topic, "ims.request.waveform");
 	record_free(r);
+
+	/* nothing to name: "none"; no MSG_TYPE: "unknown" */
+	r = parse("BEGIN IMS2.0\nMSG_TYPE DATA\nMSG_ID t\nSTOP\n");
+	assert_int_equal(ims_topic(r, topic, sizeof(topic)), 0);
+	assert_string_equal(topic, "ims.data.none");
+	record_free(r);
+	r = parse("BEGIN IMS2.0\nMSG_ID t\nDATA_TYPE LOG\nSTOP\n");
+	assert_int_equal(ims_topic(r, topic, sizeof(topic)), 0);
+	assert_string_equal(topic, "ims.unknown.log");
+	assert_true(has_warning(r->ims[0], "missing MSG_TYPE"));
+	record_free(r);
 }
 
 static void
