@@ -384,10 +384,19 @@ begin_message(struct ims_ctx *c, const struct tok *version)
 	Vmingest__ImsMessage *m;
 
 	if (c->rec->n_ims >= c->l->ims_messages) {
-		record_warn(c->rec, c->l->warnings,
-		    "ims: more than %zu IMS messages (ims_messages), "
-		    "line %zu and later not described", c->l->ims_messages,
-		    c->line_no);
+		size_t	 i;
+
+		/* one record warning, naming the first part cut short */
+		for (i = 0; i < c->rec->n_warnings; i++)
+			if (strncmp(c->rec->warnings[i], "ims: more than",
+			    14) == 0)
+				break;
+		if (i == c->rec->n_warnings)
+			record_warn(c->rec, c->l->warnings,
+			    "ims: more than %zu IMS messages (ims_messages), "
+			    "part %s line %zu and later not described",
+			    c->l->ims_messages, c->path[0] ? c->path : "(top)",
+			    c->line_no);
 		c->pos = c->len;	/* nothing more to find */
 		return;
 	}
