@@ -49,6 +49,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zmq.h>
+
 #include "cmd_common.h"
 #include "cmds.h"
 #include "log.h"
@@ -64,7 +66,8 @@ int	replay_parse_time(const char *s, int64_t now_us, int64_t *out);
 enum { F_JSON, F_RAW, F_MBOX, F_MAILDIR };
 
 static const char replay_usage[] =
-"usage: vmingest replay [--store DIR | -c FILE | --endpoint E] [--from SEQ]\n"
+"usage: vmingest replay [--store DIR | -c FILE | --endpoint E\n"
+"                       [--server-key FILE.pub --key FILE.key]] [--from SEQ]\n"
 "                       [--to SEQ] [--since TIME] [--until TIME]\n"
 "                       [--topic PREFIX]... [--quarantined]\n"
 "                       [--format json|raw|mbox|maildir] [--out PATH]\n"
@@ -110,26 +113,41 @@ static const char replay_usage[] =
 "Source:\n"
 "  --store DIR       the store directory\n"
 "  -c FILE           the daemon's configuration: its [store] path\n"
-"  --endpoint E      a remote daemon's replay endpoint (not available in\n"
-"                    this build: exits 2)\n"
+"  --endpoint E      a remote daemon's replay endpoint (its [publish]\n"
+"                    replay_endpoint, e.g. tcp://idc.example:8427).  The\n"
+"                    replay service sends published records only (or,\n"
+"                    with --quarantined, the quarantined ones): records\n"
+"                    that were discarded or duplicates are not sent.\n"
+"                    --since/--until filter as records arrive (no time\n"
+"                    index remotely: give --from to skip ahead).\n"
+"  --server-key FILE.pub  the daemon's CURVE public key (vmingest keygen)\n"
+"  --key FILE.key    this client's CURVE secret key; its .pub must be in\n"
+"                    the daemon's authorized_keys_dir\n"
 "\n"
 "When standard error is a terminal, progress (done/total, MB/s, ETA) is\n"
 "shown there.  Ctrl-C stops after the current message and leaves the\n"
 "output valid: every message written is complete.\n"
 "\n"
+"Local replay writes every stored record that matches, including\n"
+"DISCARDED and DUPLICATE ones; with --topic, only records published on a\n"
+"matching topic, as the replay service does.\n"
+"\n"
 "Exit status: 0 all selected records written; 1 interrupted, or some\n"
 "records had no raw bytes left (pruned by retention; a warning names\n"
-"each); 2 usage error, store or output cannot be opened or written.\n"
+"each); 2 usage error, store or output cannot be opened or written, the\n"
+"endpoint did not answer or refused the request.\n"
 "\n"
 "Examples:\n"
 "  vmingest replay -c /etc/vmingest/vmingestd.conf --since -2h --topic rn.\n"
 "  vmingest replay --store /var/lib/vmingest/store --from 1000 --to 1999 \\\n"
 "      --format mbox --out /tmp/batch.mbox\n"
 "  vmingest replay --quarantined --format maildir --out /tmp/q\n"
-"  vmingest replay --format raw --since 2026-12-01 >/dev/null\n";
+"  vmingest replay --format raw --since 2026-12-01 >/dev/null\n"
+"  vmingest replay --endpoint tcp://idc.example:8427 --server-key idc.pub \\\n"
+"      --key analyst.key --topic rn. --from 5000 --format maildir --out /tmp/rn\n";
 
 struct ropts {
-	const char *store, *cfg, *endpoint, *out;
+	const char *store, *cfg, *endpoint, *out, *server_key, *key;
 	uint64_t from, to;
 	int64_t	 since, until;
 	int	 has_since, has_until, quar, format;
@@ -285,7 +303,7 @@ static int
 parse_opts(int argc, char **argv, struct ropts *o)
 {
 	enum { O_STORE = 256, O_EP, O_FROM, O_TO, O_SINCE, O_UNTIL, O_TOPIC,
-	    O_QUAR, O_FORMAT, O_OUT };
+	    O_QUAR, O_FORMAT, O_OUT, O_SKEY, O_KEY };
 	static const struct option opts[] = {
 		{ "store", required_argument, NULL, O_STORE },
 		{ "config", required_argument, NULL, 'c' },
@@ -298,6 +316,8 @@ parse_opts(int argc, char **argv, struct ropts *o)
 		{ "quarantined", no_argument, NULL, O_QUAR },
 		{ "format", required_argument, NULL, O_FORMAT },
 		{ "out", required_argument, NULL, O_OUT },
+		{ "server-key", required_argument, NULL, O_SKEY },
+		{ "key", required_argument, NULL, O_KEY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -355,15 +375,22 @@ parse_opts(int argc, char **argv, struct ropts *o)
 			}
 			break;
 		case O_OUT: o->out = optarg; break;
+		case O_SKEY: o->server_key = optarg; break;
+		case O_KEY: o->key = optarg; break;
 		case 'h': fputs(replay_usage, stdout); exit(0);
 		default: goto bad;
 		}
 	}
 	if (optind != argc)
 		goto bad;
-	if (o->store != NULL && o->endpoint != NULL) {
-		fprintf(stderr, "vmingest replay: --store and --endpoint exclude "
-		    "each other\n");
+	if ((o->store != NULL || o->cfg != NULL) && o->endpoint != NULL) {
+		fprintf(stderr, "vmingest replay: --endpoint excludes --store and -c\n");
+		goto bad;
+	}
+	if ((o->server_key != NULL) != (o->key != NULL) ||
+	    (o->server_key != NULL && o->endpoint == NULL)) {
+		fprintf(stderr, "vmingest replay: --server-key and --key go together, "
+		    "with --endpoint\n");
 		goto bad;
 	}
 	if (o->format == F_MAILDIR && o->out == NULL) {
@@ -791,6 +818,245 @@ out:
 	return status;
 }
 
+#define REMOTE_TIMEOUT_MS	15000	/* no reply for this long: give up */
+#define REMOTE_CREDIT		1000
+
+static int
+read_keyfile(const char *path, char key[41])
+{
+	char	 buf[128];
+	size_t	 n;
+	FILE	*fp;
+
+	if ((fp = fopen(path, "re")) == NULL) {
+		fprintf(stderr, "vmingest replay: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	if (strcspn(buf, "\r\n \t") != 40) {
+		fprintf(stderr, "vmingest replay: %s: not a Z85 key file\n", path);
+		return -1;
+	}
+	memcpy(key, buf, 40);
+	key[40] = '\0';
+	return 0;
+}
+
+static int
+send_request(void *d, const Vmingest__ReplayRequest *q)
+{
+	uint8_t	*buf;
+	size_t	 n = vmingest__replay_request__get_packed_size(q);
+	int	 rc;
+
+	if ((buf = malloc(n ? n : 1)) == NULL)
+		log_fatal("malloc");
+	vmingest__replay_request__pack(q, buf);
+	rc = zmq_send(d, buf, n, 0) == (int)n ? 0 : -1;
+	free(buf);
+	return rc;
+}
+
+/*
+ * The same selection through a daemon's replay service (docs/PROTOCOL.md
+ * "Replay service"): one stream, credit batches answered with `more`,
+ * until REPLAY_END.  The raw message comes as a 4th frame (with_raw).
+ */
+static int
+replay_remote(const struct ropts *o)
+{
+	Vmingest__ReplayRequest q = VMINGEST__REPLAY_REQUEST__INIT;
+	char	 skey[41], sec[41], pub[41];
+	void	*ctx = NULL, *d = NULL;
+	struct rout w;
+	struct progress pg;
+	struct sigaction sa, osa;
+	uint64_t epoch = 0, rid, last = 0;
+	int	 zero = 0, status = 2, have_out = 0, waited = 0;
+
+	if (o->server_key != NULL && (read_keyfile(o->server_key, skey) == -1 ||
+	    read_keyfile(o->key, sec) == -1))
+		return 2;
+	if (o->server_key != NULL && zmq_curve_public(pub, sec) != 0) {
+		fprintf(stderr, "vmingest replay: %s: not a CURVE secret key\n", o->key);
+		return 2;
+	}
+	ctx = zmq_ctx_new();
+	d = zmq_socket(ctx, ZMQ_DEALER);
+	zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof(zero));
+	if (o->server_key != NULL &&
+	    (zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, skey, 40) != 0 ||
+	    zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, pub, 40) != 0 ||
+	    zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, sec, 40) != 0)) {
+		fprintf(stderr, "vmingest replay: CURVE: %s\n", zmq_strerror(errno));
+		goto out;
+	}
+	explicit_bzero(sec, sizeof(sec));
+	if (zmq_connect(d, o->endpoint) != 0) {
+		fprintf(stderr, "vmingest replay: %s: %s\n", o->endpoint,
+		    zmq_strerror(errno));
+		goto out;
+	}
+	rid = ((uint64_t)getpid() << 32) ^ (uint64_t)wall_us();
+	q.request_id = rid;
+	q.prefixes = (char **)(uintptr_t)o->topics;
+	q.n_prefixes = o->n_topics;
+	q.from_seq = o->from;
+	q.to_seq = o->to == UINT64_MAX ? 0 : o->to;
+	q.credit = REMOTE_CREDIT;
+	q.quarantined_only = o->quar;
+	q.with_raw = o->format != F_JSON;
+	if (send_request(d, &q) != 0) {
+		fprintf(stderr, "vmingest replay: send: %s\n", zmq_strerror(errno));
+		goto out;
+	}
+	if (out_open(o, &w) == -1)
+		goto out;
+	have_out = 1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigint;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &osa);
+	memset(&pg, 0, sizeof(pg));
+	pg.on = isatty(STDERR_FILENO);
+	pg.t0 = pg.last = mono_s();
+	if (o->to != UINT64_MAX)
+		pg.total = o->to - (o->from ? o->from : 1) + 1;
+
+	for (;;) {
+		zmq_pollitem_t it = { d, 0, ZMQ_POLLIN, 0 };
+		zmq_msg_t f[4];
+		Vmingest__Envelope *env;
+		int	 n = 0, more = 1, k;
+
+		if (replay_stop) {
+			Vmingest__ReplayRequest c = VMINGEST__REPLAY_REQUEST__INIT;
+
+			c.cancel = 1;
+			c.request_id = rid;
+			send_request(d, &c);
+			fprintf(stderr, "vmingest replay: interrupted after seq %llu; "
+			    "output is complete up to there\n",
+			    (unsigned long long)last);
+			status = 1;
+			break;
+		}
+		if ((k = zmq_poll(&it, 1, 200)) == -1 && errno != EINTR) {
+			fprintf(stderr, "vmingest replay: poll: %s\n", zmq_strerror(errno));
+			break;
+		}
+		if (k <= 0) {
+			if ((waited += 200) >= REMOTE_TIMEOUT_MS) {
+				fprintf(stderr, "vmingest replay: %s: no reply for %d s\n",
+				    o->endpoint, REMOTE_TIMEOUT_MS / 1000);
+				break;
+			}
+			continue;
+		}
+		waited = 0;
+		/* [topic][Envelope]([Record]([raw])); anything beyond is dropped */
+		while (more) {
+			zmq_msg_t extra;
+			zmq_msg_t *m = n < 4 ? &f[n] : &extra;
+
+			zmq_msg_init(m);
+			if (zmq_msg_recv(m, d, 0) == -1) {
+				zmq_msg_close(m);
+				break;
+			}
+			more = zmq_msg_more(m);
+			if (m == &extra)
+				zmq_msg_close(m);
+			else
+				n++;
+		}
+		env = n >= 2 ? vmingest__envelope__unpack(NULL, zmq_msg_size(&f[1]),
+		    zmq_msg_data(&f[1])) : NULL;
+		if (env != NULL && env->request_id == rid) {
+			if (epoch == 0)
+				epoch = env->epoch;
+			if (env->epoch != epoch) {
+				fprintf(stderr, "vmingest replay: the daemon's store "
+				    "changed (epoch) during the replay\n");
+				k = -2;
+			} else if (env->kind == VMINGEST__ENVELOPE__KIND__RECORD &&
+			    n >= 3) {
+				Vmingest__Record *rec = record_unpack(zmq_msg_data(&f[2]),
+				    zmq_msg_size(&f[2]));
+				const uint8_t *raw = n >= 4 ? zmq_msg_data(&f[3]) : NULL;
+				size_t	 len = n >= 4 ? zmq_msg_size(&f[3]) : 0;
+
+				if (rec == NULL) {
+					fprintf(stderr, "vmingest replay: seq %llu: bad "
+					    "record; skipped\n",
+					    (unsigned long long)env->seq);
+					status = 1;
+				} else if ((!o->has_since || rec->received_at_us >=
+				    o->since) && (!o->has_until ||
+				    rec->received_at_us < o->until)) {
+					if (o->format != F_JSON && n < 4) {
+						fprintf(stderr, "vmingest replay: seq %llu: "
+						    "no raw frame\n",
+						    (unsigned long long)env->seq);
+						k = -2;
+					} else if (emit(o, &w, env->seq, rec, raw,
+					    len) == -1) {
+						fprintf(stderr, "vmingest replay: %s: %s\n",
+						    w.path, strerror(errno));
+						k = -2;
+					}
+					pg.bytes += len;
+				}
+				record_free(rec);
+				last = env->seq;
+				pg.done++;
+				progress_show(&pg, 0);
+			} else if (env->kind == VMINGEST__ENVELOPE__KIND__BATCH_END) {
+				Vmingest__ReplayRequest m = VMINGEST__REPLAY_REQUEST__INIT;
+
+				m.more = 1;
+				m.request_id = rid;
+				m.credit = REMOTE_CREDIT;
+				if (send_request(d, &m) != 0)
+					k = -2;
+			} else if (env->kind == VMINGEST__ENVELOPE__KIND__REPLAY_END) {
+				progress_show(&pg, 1);
+				if (status == 2)
+					status = 0;
+				k = -3;
+			} else if (env->kind == VMINGEST__ENVELOPE__KIND__ERROR) {
+				fprintf(stderr, "vmingest replay: %s: %s\n", o->endpoint,
+				    env->error ? env->error : "error");
+				k = -2;
+			}
+		}
+		if (env != NULL)
+			vmingest__envelope__free_unpacked(env, NULL);
+		while (n > 0)
+			zmq_msg_close(&f[--n]);
+		if (k == -2) {
+			status = 2;
+			break;
+		}
+		if (k == -3)
+			break;
+	}
+out:
+	if (have_out) {
+		if (out_close(&w) == -1)
+			status = 2;
+		sigaction(SIGINT, &osa, NULL);
+	}
+	if (d != NULL)
+		zmq_close(d);
+	if (ctx != NULL)
+		zmq_ctx_term(ctx);
+	return status;
+}
+
 int
 cmd_replay(int argc, char **argv)
 {
@@ -799,10 +1065,7 @@ cmd_replay(int argc, char **argv)
 	log_set_quiet(1);
 	if (parse_opts(argc, argv, &o) == -1)
 		return 2;
-	if (o.endpoint != NULL) {
-		fprintf(stderr, "vmingest replay: --endpoint: remote replay is not "
-		    "available in this build\n");
-		return 2;
-	}
+	if (o.endpoint != NULL)
+		return replay_remote(&o);
 	return replay_local(&o);
 }

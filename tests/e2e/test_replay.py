@@ -251,3 +251,63 @@ def test_sigint_leaves_whole_messages(tmp_path):
     assert sorted(msgs) == list(range(1, len(msgs) + 1))
     sizes = {len(m) for m in msgs.values()}
     assert sizes == {3000}
+
+
+def test_remote_replay_same_as_local(filled, tmp_path):
+    """Through the replay endpoint: the same records and bytes as the local
+    store gives for the published records (the service sends only those),
+    and the same quarantined ones with --quarantined."""
+    d, recs, by_seq = filled
+    published = [r["seq"] for r in recs if r["topics"]]
+    assert len(published) > 500
+    local = {g["seq"]: g for g in jl(d.cli("replay", "--store", d.store).stdout)}
+    remote = jl(d.cli("replay", "--endpoint", d.replay_endpoint).stdout)
+    assert [g["seq"] for g in remote] == published
+    assert all(g == local[g["seq"]] for g in remote)
+
+    rq = d.cli("replay", "--endpoint", d.replay_endpoint, "--quarantined").stdout
+    lq = d.cli("replay", "--store", d.store, "--quarantined").stdout
+    assert jl(rq) == jl(lq)
+
+    r = d.cli("replay", "--endpoint", d.replay_endpoint, "--format", "mbox", binary=True)
+    got = undo_mboxrd(r.stdout)
+    assert sorted(got) == published
+    assert all(got[s] == mbox_expected(by_seq[s]) for s in published)
+
+    out = str(tmp_path / "rmd")
+    d.cli("replay", "--endpoint", d.replay_endpoint, "--format", "maildir", "--out", out,
+          "--from", "200", "--to", "399")
+    files = os.listdir(os.path.join(out, "new"))
+    want = [s for s in published if 200 <= s <= 399]
+    assert sorted(int(re.match(r"^\d+\.S(\d+)\.", f).group(1)) for f in files) == want
+    for f in files:
+        s = int(re.match(r"^\d+\.S(\d+)\.", f).group(1))
+        with open(os.path.join(out, "new", f), "rb") as fh:
+            assert fh.read() == by_seq[s]
+
+
+def test_remote_replay_with_curve(make_daemon, tmp_path):
+    keys = tmp_path / "keys"
+    auth = tmp_path / "authorized"
+    keys.mkdir()
+    auth.mkdir()
+    for name in ("server", "analyst"):
+        subprocess.run([VMINGEST, "keygen", str(keys / name)], check=True,
+                       capture_output=True)
+    (auth / "analyst.pub").write_bytes((keys / "analyst.pub").read_bytes())
+    d = make_daemon(extra={"publish": {
+        "curve_secret_key_file": str(keys / "server.key"),
+        "authorized_keys_dir": str(auth)}}).start()
+    for i in range(20):
+        d.maildir().deliver(message(i))
+    d.wait_records(20)
+    r = d.cli("replay", "--endpoint", d.replay_endpoint, "--server-key",
+              str(keys / "server.pub"), "--key", str(keys / "analyst.key"),
+              "--format", "raw", binary=True)
+    assert r.stdout == d.cli("replay", "--store", d.store, "--format", "raw",
+                             binary=True).stdout
+    assert r.stdout.count(b"Subject: test message") == 20
+    # keys are checked before anything is sent
+    r = d.cli("replay", "--endpoint", d.replay_endpoint, "--server-key",
+              str(keys / "server.pub"), "--key", str(tmp_path / "nokey"), check=False)
+    assert r.returncode == 2
