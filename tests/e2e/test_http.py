@@ -245,8 +245,8 @@ def test_readiness_map_full(make_daemon, tmp_path):
     pct = min(40, int(100 * vfs.f_bavail / vfs.f_blocks) - 2)
     if pct < 10:
         pytest.skip("the disk under %s is nearly full" % tmp_path)
-    d = make_daemon(extra={"store": {"map_size": "1M",
-                                     "min_free_pct": str(pct)}}).start()
+    d = make_daemon(extra={"store": {"map_size": "1M", "min_free_pct": str(pct)},
+                           "http": {"stall_s": "2"}}).start()
     wait_for(lambda: curl(d.url("/readyz"))[0] == 200, 10, what="ready")
     body = "".join("%06d %s\n" % (k, "y" * 70) for k in range(1500))  # ~115 KB
     n = 12      # ~1.4 MB of raw mail: more than the map holds
@@ -264,6 +264,12 @@ def test_readiness_map_full(make_daemon, tmp_path):
     assert metrics(d)["vmingest_store_writable"] == 0
     waiting = len(d.maildir().new_files())
     assert 0 < waiting < n
+    # nothing commits any more: after stall_s the backlog counts as stuck,
+    # while the main loop itself is alive
+    got = wait_for(lambda: ("backlog_progress", "default") in failing(d)[0] and failing(d),
+                   30, what="/readyz naming backlog_progress")
+    assert ("main_loop", None) not in got[0]
+    assert curl(d.url("/healthz"))[0] == 200
 
     # fixed: a larger map; everything waiting goes in, ready again
     assert d.stop() == 0
@@ -274,6 +280,45 @@ def test_readiness_map_full(make_daemon, tmp_path):
     d.wait_records(n)
     assert d.maildir().new_files() == []
     assert status_cli(d, "-c", d.config).returncode == 0
+
+
+def freeze_main_thread(pid):
+    """Stop only the daemon's main thread (ptrace is per thread: the HTTP
+    thread keeps answering).  Returns a function that lets it go, or None
+    when ptrace is not permitted here."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p,
+                            ctypes.c_void_p]
+    PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_DETACH = 0x4206, 0x4207, 17
+    if libc.ptrace(PTRACE_SEIZE, pid, None, None) != 0:
+        return None
+    assert libc.ptrace(PTRACE_INTERRUPT, pid, None, None) == 0
+    os.waitpid(pid, 0x40000000)         # __WALL: until it is stopped
+
+    def release():
+        assert libc.ptrace(PTRACE_DETACH, pid, None, None) == 0
+    return release
+
+
+def test_healthz_stalled_loop(make_daemon):
+    d = make_daemon(extra={"http": {"stall_s": "2"}}).start()
+    wait_for(lambda: curl(d.url("/readyz"))[0] == 200, 10, what="ready")
+    release = freeze_main_thread(d.proc.pid)
+    if release is None:
+        pytest.skip("ptrace not permitted")
+    try:
+        code, _, body = wait_for(lambda: (lambda r: r[0] == 503 and r)(curl(d.url("/healthz"))),
+                                 15, what="/healthz 503")
+        assert body.startswith(b"stalled: the main loop last ticked")
+        assert ("main_loop", None) in failing(d)[0]
+        assert status_cli(d, "-c", d.config).returncode == 1
+    finally:
+        release()
+    wait_for(lambda: curl(d.url("/healthz"))[0] == 200, 15, what="/healthz 200 again")
+    wait_for(lambda: curl(d.url("/readyz"))[0] == 200, 15, what="/readyz 200 again")
+    d.maildir().deliver(message(1))
+    d.wait_records(1)
 
 
 def test_status_unreachable(make_daemon, tmp_path):
