@@ -596,6 +596,11 @@ line_return(struct ims_ctx *c, Vmingest__ReturnKind kind)
 	if (!address_ok(&c->tk[1]))
 		ims_warn(c, "bad %s address \"%s\"", kw,
 		    ims_quote(q, sizeof(q), c->tk[1].p, c->tk[1].n));
+	/* an AutoDRM does not answer these (IMS-NOTES: loops, bounces) */
+	if (c->reqlike && (strcasestr(m->return_address, "AUTODRM") != NULL ||
+	    strcasestr(m->return_address, "POSTMASTER") != NULL ||
+	    strcasestr(m->return_address, "MAILER-DAEMON") != NULL))
+		ims_warn(c, "%s address is a mailer address: no reply", kw);
 	if (c->ntk > 2)
 		ims_warn(c, "extra fields after %s address", kw);
 }

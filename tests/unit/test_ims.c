@@ -326,6 +326,10 @@ t_envelope_order(void **state)
 	assert_true(has_warning(r->ims[0], "REF_ID line out of order"));
 	assert_true(r->ims[0]->help);
 	record_free(r);
+	r = parse("BEGIN IMS1.0\nMSG_TYPE REQUEST\nMSG_ID x\n"
+	    "E-MAIL AutoDRM@idc.example\nHELP\nSTOP\n");
+	assert_true(has_warning(r->ims[0], "mailer address: no reply"));
+	record_free(r);
 	r = parse("BEGIN IMS1.0\nMSG_TYPE DATA\nMSG_ID x\nDATA_TYPE LOG\n"
 	    "REF_ID 3\nSTOP\n");
 	/* inside a section REF_ID is data, not envelope */
