@@ -81,6 +81,9 @@ struct norm {
 	guint32	 gmime_seen;	/* GMimeParserWarning codes already recorded */
 	size_t	 nparts;
 	size_t	 reparsed;	/* bytes of encoded message/rfc822 re-parsed */
+	size_t	 hdr_total;	/* header fields GMime parsed, all entities */
+	size_t	 hdr_budget;
+	GMimeStream *stream;	/* the top-level parser's input */
 	int	 part_limit_hit;
 	int	 depth_limit_hit;
 };
@@ -211,6 +214,43 @@ on_gmime_warning(gint64 offset, GMimeParserWarning code, const gchar *item,
 	else
 		warn(n, "%s%s%s", gmime_warning_name(code),
 		    item ? ": " : "", item ? esc : "");
+}
+
+/*
+ * GMime header callback (regex "^": every field of every entity).
+ * GMime keeps each field it parses (~650 bytes apiece), and a 50 MB
+ * message of "a:b" lines after a boundary would cost it gigabytes, so
+ * past a budget of header_count + 16 x part_count fields the parser's
+ * input is ended where it stands: GMime finishes what it buffered and
+ * the record is quarantined.
+ */
+static void
+on_header(GMimeParser *ps, const char *name, const char *value,
+    gint64 offset, gpointer arg)
+{
+	struct norm *n = arg;
+
+	if (++n->hdr_total != n->hdr_budget || n->stream == NULL)
+		return;
+	quarantine(n, "header_count limit: more than %zu header fields in "
+	    "all entities (header_count + 16 x part_count), parsing stopped "
+	    "at offset %lld", n->hdr_budget - 1, (long long)offset);
+	g_mime_stream_set_bounds(n->stream, n->stream->bound_start,
+	    n->stream->position);
+}
+
+/* 1 if p holds at least want lines (a field is at least one line). */
+static int
+lines_reach(const char *p, size_t len, size_t want)
+{
+	const char *e = p + len, *nl;
+	size_t	 k = 0;
+
+	while (k < want && p < e && (nl = memchr(p, '\n', (size_t)(e - p))) != NULL) {
+		k++;
+		p = nl + 1;
+	}
+	return k >= want;
 }
 
 /*
@@ -987,6 +1027,11 @@ normalize_message(const struct limits *l, const void *raw, size_t len,
 	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
 	parser = g_mime_parser_new_with_stream(stream);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	n.stream = stream;
+	n.hdr_budget = l->header_count + 16 * l->part_count + 1;
+	/* the callback costs a g_regex_match per field: only when needed */
+	if (lines_reach(p, plen, n.hdr_budget))
+		g_mime_parser_set_header_regex(parser, "^", on_header, &n);
 	n.opts = g_mime_parser_options_new();
 	g_mime_parser_options_set_warning_callback(n.opts, on_gmime_warning, &n);
 	msg = g_mime_parser_construct_message(parser, n.opts);

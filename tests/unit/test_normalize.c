@@ -367,6 +367,11 @@ static void lim_depth(struct limits *l) { l->mime_depth = 1; }
 static void lim_parts(struct limits *l) { l->part_count = 2; }
 static void lim_text(struct limits *l) { l->text_bytes = 10; }
 static void lim_reparse(struct limits *l) { l->message_bytes = 249; }
+static void lim_budget(struct limits *l) { l->header_count = 4; l->part_count = 1; }
+
+/* a part with 100 header fields: GMime is stopped after 20 in all */
+#define F10 "a: 1\na: 2\na: 3\na: 4\na: 5\na: 6\na: 7\na: 8\na: 9\na: 0\n"
+#define F100 F10 F10 F10 F10 F10 F10 F10 F10 F10 F10
 
 static void
 chk_hcount(const Vmingest__Record *r)
@@ -750,6 +755,10 @@ static const struct tcase cases[] = {
 	    "Content-Type: message/rfc822\nContent-Transfer-Encoding: quoted-printable\n\n"
 	    "From: x\n\nbody\n", 0, lim_reparse, 0, NULL, "re-parse budget",
 	    NULL, chk_reparse },
+	{ "header_budget_all_entities", "From: a@b\n"
+	    "Content-Type: multipart/mixed; boundary=x\n\n--x\n" F100
+	    "\nbody\n--x--\n", 0, lim_budget, 1,
+	    "more than 20 header fields in all entities", NULL, NULL, NULL },
 	{ "ims_calls", HDR "Content-Type: multipart/mixed; boundary=a\n\n"
 	    "--a\nContent-Type: text/plain\n\none\n"
 	    "--a\nContent-Type: message/rfc822\n\nFrom: c@example.org\n\ninner\n"
