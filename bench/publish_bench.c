@@ -1,0 +1,540 @@
+/*
+ * publish_bench.c - measurements for bench/publish.sh (issue 3).
+ *
+ *   publish_bench mkstore DIR N SIZE
+ *       build a store of N PUBLISHED records of about SIZE packed bytes
+ *       (topic bench.data) directly through lib/store.h
+ *   publish_bench replay PUB REPLAY N
+ *       one libvmingest-client subscriber from the start until N records;
+ *       JSON: records, seconds, records/s, MB/s (packed record bytes)
+ *   publish_bench baseline N SIZE
+ *       bare libzmq PUB/SUB over tcp loopback in this process, the same
+ *       frames (topic, ~40-byte envelope, SIZE body), no HWM drops
+ *   publish_bench latency PUB REPLAY MAILDIR NSUBS RATE COUNT
+ *       NSUBS subscribers "from now"; deliver COUNT mails (tmp/ -> new/) at
+ *       RATE/s; latency = subscriber's clock at vmi_sub_next() minus the
+ *       record's ctime_us (the rename into new/); JSON p50/p90/p99/max
+ *   publish_bench ingest PUB REPLAY MAILDIR STORE NSUBS COUNT
+ *       NSUBS subscribers connected and live; rename COUNT prepared mails
+ *       into new/ at once; time until the store head has moved by COUNT
+ *       (read-only store polling); JSON rate and what each subscriber got
+ *
+ * Subscribers are warmed up before measuring: mails are delivered one by
+ * one until every subscriber has received one (so all are live).
+ *
+ * SECURITY: a bench tool; writes only files it generates.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "log.h"
+#include "record.h"
+#include "store.h"
+#include "vmingest-client.h"
+
+#define MAX_SUBS	64
+
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t
+real_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+sleep_us(int64_t us)
+{
+	struct timespec ts;
+
+	if (us <= 0)
+		return;
+	ts.tv_sec = us / 1000000;
+	ts.tv_nsec = (us % 1000000) * 1000;
+	nanosleep(&ts, NULL);
+}
+
+static int
+mkstore(const char *dir, long n, long size)
+{
+	struct store *st;
+	struct store_txn *t = NULL;
+	char	*text;
+	long	 i;
+	int	 rc;
+
+	if ((rc = store_open(&st, dir, (size_t)n * (size_t)size * 3 + (64u << 20),
+	    STORE_EXCL)) != 0) {
+		fprintf(stderr, "mkstore: %s: %s\n", dir, store_strerror(rc));
+		return 1;
+	}
+	if ((text = malloc((size_t)size + 1)) == NULL)
+		return 1;
+	for (i = 0; i < size; i++)
+		text[i] = (i % 73 == 72) ? '\n' : (char)('a' + i % 26);
+	text[size - 300 > 0 ? size - 300 : 0] = '\0';
+	for (i = 0; i < n; i++) {
+		Vmingest__Record *rec = record_new();
+		Vmingest__TopicSeq *ts = malloc(sizeof(*ts));
+		Vmingest__Part *p = malloc(sizeof(*p));
+		char	 subj[64];
+
+		snprintf(subj, sizeof(subj), "bench %ld", i);
+		rec->queue = rec_strdup("default");
+		rec->topic = rec_strdup("bench.data");
+		rec->subject = rec_strdup(subj);
+		rec->received_at_us = rec->ctime_us = real_us();
+		rec->disposition = VMINGEST__DISPOSITION__PUBLISHED;
+		vmingest__part__init(p);
+		p->path = rec_strdup("1");
+		p->content_type = rec_strdup("text/plain");
+		p->text = rec_strdup(text);
+		rec_push(&rec->parts, &rec->n_parts, p);
+		vmingest__topic_seq__init(ts);
+		ts->topic = rec_strdup("bench.data");
+		rec_push(&rec->topics, &rec->n_topics, ts);
+		if (t == NULL && (rc = store_wbegin(st, &t)) != 0)
+			break;
+		if ((rc = store_add(t, rec, "x\n", 2, 0)) != 0)
+			break;
+		record_free(rec);
+		if ((i + 1) % 2000 == 0 || i + 1 == n) {
+			if ((rc = store_wcommit(t)) != 0)
+				break;
+			t = NULL;
+		}
+	}
+	free(text);
+	store_close(st);
+	if (rc != 0) {
+		fprintf(stderr, "mkstore: %s\n", store_strerror(rc));
+		return 1;
+	}
+	return 0;
+}
+
+static struct vmi_sub *
+sub_open(const char *pub, const char *rep, int from)
+{
+	struct vmi_sub_opts o;
+	struct vmi_sub *s;
+	char	 err[512];
+
+	memset(&o, 0, sizeof(o));
+	o.endpoint = pub;
+	o.replay_endpoint = rep;
+	o.from = from;
+	o.credit = 4096;
+	if (vmi_sub_open(&s, &o, err, sizeof(err)) != VMI_OK) {
+		fprintf(stderr, "subscriber: %s\n", err);
+		exit(1);
+	}
+	return s;
+}
+
+static int
+replay(const char *pub, const char *rep, long n)
+{
+	struct vmi_sub *s = sub_open(pub, rep, VMI_FROM_START);
+	struct vmi_msg m;
+	int64_t	 t0 = 0, t1;
+	long	 got = 0;
+	double	 bytes = 0, sec;
+
+	while (got < n) {
+		int	 rc = vmi_sub_next(s, &m, 10000);
+
+		if (rc != VMI_OK) {
+			fprintf(stderr, "replay: %s after %ld\n", vmi_strerror(rc), got);
+			return 1;
+		}
+		if (got == 0)
+			t0 = mono_us();
+		bytes += (double)vmingest__record__get_packed_size(m.rec);
+		vmi_msg_clear(&m);
+		got++;
+	}
+	t1 = mono_us();
+	sec = (double)(t1 - t0) / 1e6;
+	printf("{\"records\": %ld, \"seconds\": %.3f, \"records_per_s\": %.0f, "
+	    "\"mb_per_s\": %.1f, \"record_bytes\": %.0f}\n", got, sec,
+	    (double)(got - 1) / sec, bytes / sec / 1e6, bytes / (double)got);
+	vmi_sub_close(s);
+	return 0;
+}
+
+struct base_arg {
+	void	*ctx;
+	char	 ep[256];
+	long	 n;
+	double	 sec;
+};
+
+static void *
+base_sub(void *arg)
+{
+	struct base_arg *a = arg;
+	void	*s = zmq_socket(a->ctx, ZMQ_SUB);
+	int	 zero = 0;
+	long	 got = 0;
+	int64_t	 t0 = 0;
+	zmq_msg_t m;
+
+	zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof(zero));
+	zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
+	zmq_connect(s, a->ep);
+	zmq_msg_init(&m);
+	while (got < a->n) {
+		if (zmq_msg_recv(&m, s, 0) == -1)
+			break;
+		if (!zmq_msg_more(&m)) {
+			if (got == 0)
+				t0 = mono_us();
+			got++;
+		}
+	}
+	a->sec = (double)(mono_us() - t0) / 1e6;
+	zmq_msg_close(&m);
+	zmq_close(s);
+	return NULL;
+}
+
+static int
+baseline(long n, long size)
+{
+	struct base_arg a;
+	pthread_t thr;
+	void	*pub;
+	char	*body, env[40], ev[64];
+	size_t	 len = sizeof(a.ep);
+	int	 zero = 0;
+	long	 i;
+
+	memset(&a, 0, sizeof(a));
+	a.ctx = zmq_ctx_new();
+	a.n = n;
+	pub = zmq_socket(a.ctx, ZMQ_XPUB);
+	zmq_setsockopt(pub, ZMQ_SNDHWM, &zero, sizeof(zero));
+	zmq_bind(pub, "tcp://127.0.0.1:*");
+	zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, a.ep, &len);
+	pthread_create(&thr, NULL, base_sub, &a);
+	zmq_recv(pub, ev, sizeof(ev), 0);	/* the subscription arrived */
+	body = calloc(1, (size_t)size);
+	memset(env, 'e', sizeof(env));
+	for (i = 0; i < n; i++) {
+		zmq_send(pub, "bench.data", 10, ZMQ_SNDMORE);
+		zmq_send(pub, env, sizeof(env), ZMQ_SNDMORE);
+		zmq_send(pub, body, (size_t)size, 0);
+	}
+	pthread_join(thr, NULL);
+	printf("{\"records\": %ld, \"seconds\": %.3f, \"records_per_s\": %.0f, "
+	    "\"mb_per_s\": %.1f}\n", n, a.sec, (double)(n - 1) / a.sec,
+	    (double)n * (double)size / a.sec / 1e6);
+	free(body);
+	zmq_close(pub);
+	zmq_ctx_term(a.ctx);
+	return 0;
+}
+
+/* ---- live subscribers for latency / ingest ---- */
+
+struct lsub {
+	pthread_t thr;
+	struct vmi_sub *s;
+	volatile long got;		/* records received */
+	volatile uint64_t last_seq;
+	volatile int stop;
+	uint64_t measure_after;		/* seq: samples only above it */
+	int64_t	*lat;			/* us, rename -> next() */
+	int64_t	*plat;			/* us, daemon's send -> next() */
+	long	 nlat, cap;
+};
+
+static void *
+lsub_main(void *arg)
+{
+	struct lsub *l = arg;
+	struct vmi_msg m;
+
+	while (!l->stop) {
+		int	 rc = vmi_sub_next(l->s, &m, 100);
+		int64_t	 now = real_us();
+
+		if (rc == VMI_E_TIMEOUT)
+			continue;
+		if (rc != VMI_OK) {
+			fprintf(stderr, "subscriber: %s\n", vmi_strerror(rc));
+			break;
+		}
+		if (l->measure_after && m.seq > l->measure_after && l->nlat < l->cap &&
+		    m.rec->ctime_us > 0) {
+			l->plat[l->nlat] = now - m.sent_at_us;
+			l->lat[l->nlat++] = now - m.rec->ctime_us;
+		}
+		l->last_seq = m.seq;
+		l->got++;
+		vmi_msg_clear(&m);
+	}
+	return NULL;
+}
+
+static void
+write_mail(const char *dir, const char *sub, long i, char *path, size_t plen)
+{
+	char	 buf[2048];
+	int	 fd, n;
+
+	n = snprintf(buf, sizeof(buf), "From: bench@example.org\nTo: ops@example.org\n"
+	    "Subject: bench %ld\nMessage-ID: <%ld.%ld.pb@example.org>\n\n"
+	    "%0900ld\n%0900ld\n", i, i, (long)getpid(), i, i);
+	snprintf(path, plen, "%s/%s/pb%ld.%ld", dir, sub, (long)getpid(), i);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) == -1 ||
+	    write(fd, buf, (size_t)n) != n || close(fd) != 0) {
+		perror(path);
+		exit(1);
+	}
+}
+
+static void
+deliver(const char *md, long i)
+{
+	char	 tmp[4096], dst[4096];
+
+	write_mail(md, "tmp", i, tmp, sizeof(tmp));
+	snprintf(dst, sizeof(dst), "%s/new/pb%ld.%ld", md, (long)getpid(), i);
+	if (rename(tmp, dst) != 0) {
+		perror("rename");
+		exit(1);
+	}
+}
+
+/* Deliver one mail at a time until every subscriber got one; returns the next i. */
+static long
+warm_up(const char *md, struct lsub *ls, int n, long i)
+{
+	int	 k, all;
+	int64_t	 t;
+
+	do {
+		long	 base[MAX_SUBS];
+
+		for (k = 0; k < n; k++)
+			base[k] = ls[k].got;
+		deliver(md, i++);
+		t = mono_us();
+		do {
+			all = 1;
+			for (k = 0; k < n; k++)
+				if (ls[k].got == base[k])
+					all = 0;
+			if (!all)
+				sleep_us(2000);
+		} while (!all && mono_us() - t < 1000000);
+	} while (!all && i < 200);
+	return i;
+}
+
+static int
+cmp64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+start_subs(struct lsub *ls, int n, const char *pub, const char *rep, long cap)
+{
+	int	 k;
+
+	for (k = 0; k < n; k++) {
+		memset(&ls[k], 0, sizeof(ls[k]));
+		ls[k].s = sub_open(pub, rep, VMI_FROM_NOW);
+		ls[k].cap = cap;
+		if (cap > 0 && ((ls[k].lat = calloc((size_t)cap, sizeof(int64_t))) == NULL ||
+		    (ls[k].plat = calloc((size_t)cap, sizeof(int64_t))) == NULL))
+			exit(1);
+		pthread_create(&ls[k].thr, NULL, lsub_main, &ls[k]);
+	}
+}
+
+static void
+stop_subs(struct lsub *ls, int n)
+{
+	int	 k;
+
+	for (k = 0; k < n; k++)
+		ls[k].stop = 1;
+	for (k = 0; k < n; k++) {
+		pthread_join(ls[k].thr, NULL);
+		vmi_sub_close(ls[k].s);
+	}
+}
+
+static int
+latency(const char *pub, const char *rep, const char *md, int nsubs, long rate,
+    long count)
+{
+	struct lsub ls[MAX_SUBS];
+	int64_t	*all, *pall, t0, due;
+	long	 i, j, n = 0, base;
+	int	 k;
+	uint64_t after = 0;
+
+	start_subs(ls, nsubs, pub, rep, count);
+	base = warm_up(md, ls, nsubs, 0);
+	for (k = 0; k < nsubs; k++)
+		if (ls[k].last_seq > after)
+			after = ls[k].last_seq;
+	for (k = 0; k < nsubs; k++)
+		ls[k].measure_after = after;
+	t0 = mono_us();
+	for (i = 0; i < count; i++) {
+		due = t0 + i * 1000000 / rate;
+		sleep_us(due - mono_us());
+		deliver(md, base + i);
+	}
+	/* wait for every subscriber to have every measured record */
+	t0 = mono_us();
+	for (k = 0; k < nsubs; k++)
+		while (ls[k].nlat < count && mono_us() - t0 < 30000000)
+			sleep_us(5000);
+	stop_subs(ls, nsubs);
+	all = calloc((size_t)(nsubs * count) + 1, sizeof(int64_t));
+	pall = calloc((size_t)(nsubs * count) + 1, sizeof(int64_t));
+	for (k = 0; k < nsubs; k++) {
+		for (j = 0; j < ls[k].nlat; j++) {
+			pall[n] = ls[k].plat[j];
+			all[n++] = ls[k].lat[j];
+		}
+		free(ls[k].lat);
+		free(ls[k].plat);
+	}
+	qsort(all, (size_t)n, sizeof(int64_t), cmp64);
+	qsort(pall, (size_t)n, sizeof(int64_t), cmp64);
+	if (n == 0) {
+		fprintf(stderr, "latency: no samples\n");
+		return 1;
+	}
+	printf("{\"subscribers\": %d, \"rate\": %ld, \"messages\": %ld, \"samples\": %ld, "
+	    "\"expected\": %ld, \"p50_ms\": %.2f, \"p90_ms\": %.2f, \"p99_ms\": %.2f, "
+	    "\"max_ms\": %.2f, \"pub_p50_ms\": %.2f, \"pub_p99_ms\": %.2f}\n",
+	    nsubs, rate, count, n, (long)nsubs * count,
+	    all[n / 2] / 1e3, all[n * 9 / 10] / 1e3, all[n * 99 / 100] / 1e3,
+	    all[n - 1] / 1e3, pall[n / 2] / 1e3, pall[n * 99 / 100] / 1e3);
+	free(all);
+	free(pall);
+	return 0;
+}
+
+static uint64_t
+head_of(struct store *st)
+{
+	struct store_rtxn *r;
+	uint64_t h;
+
+	if (store_rbegin(st, &r) != 0)
+		return 0;
+	h = store_head(r);
+	store_rend(r);
+	return h;
+}
+
+static int
+ingest(const char *pub, const char *rep, const char *md, const char *storedir,
+    int nsubs, long count)
+{
+	struct lsub ls[MAX_SUBS];
+	struct store *st;
+	char	 path[4096], dst[4096];
+	uint64_t h0;
+	int64_t	 t0, t1;
+	long	 i, base = 0, mingot = -1;
+	int	 k;
+
+	start_subs(ls, nsubs, pub, rep, 0);
+	if (nsubs > 0)
+		base = warm_up(md, ls, nsubs, 0);
+	/* prepared in tmp/, where the daemon does not look */
+	for (i = 0; i < count; i++)
+		write_mail(md, "tmp", 100000 + i, path, sizeof(path));
+	if (store_open(&st, storedir, 0, STORE_RDONLY) != 0) {
+		fprintf(stderr, "ingest: cannot open %s\n", storedir);
+		return 1;
+	}
+	while ((h0 = head_of(st)) < (uint64_t)base)
+		sleep_us(2000);
+	for (k = 0; k < nsubs; k++)
+		ls[k].got = 0;
+	t0 = mono_us();
+	for (i = 0; i < count; i++) {
+		snprintf(path, sizeof(path), "%s/tmp/pb%ld.%ld", md, (long)getpid(),
+		    100000 + i);
+		snprintf(dst, sizeof(dst), "%s/new/pb%ld.%ld", md, (long)getpid(),
+		    100000 + i);
+		if (rename(path, dst) != 0) {
+			perror("rename");
+			return 1;
+		}
+	}
+	while (head_of(st) < h0 + (uint64_t)count)
+		sleep_us(2000);
+	t1 = mono_us();
+	/* let the subscribers finish, then count */
+	for (k = 0; k < nsubs; k++) {
+		int64_t	 t = mono_us();
+
+		while (ls[k].got < count && mono_us() - t < 30000000)
+			sleep_us(5000);
+	}
+	stop_subs(ls, nsubs);
+	for (k = 0; k < nsubs; k++)
+		if (mingot < 0 || ls[k].got < mingot)
+			mingot = ls[k].got;
+	store_close(st);
+	printf("{\"subscribers\": %d, \"messages\": %ld, \"seconds\": %.3f, "
+	    "\"messages_per_s\": %.0f, \"min_received\": %ld}\n", nsubs, count,
+	    (double)(t1 - t0) / 1e6, (double)count / ((double)(t1 - t0) / 1e6),
+	    nsubs ? mingot : 0);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	log_init("publish_bench", 0);
+	log_set_quiet(1);
+	if (argc == 5 && !strcmp(argv[1], "mkstore"))
+		return mkstore(argv[2], atol(argv[3]), atol(argv[4]));
+	if (argc == 5 && !strcmp(argv[1], "replay"))
+		return replay(argv[2], argv[3], atol(argv[4]));
+	if (argc == 4 && !strcmp(argv[1], "baseline"))
+		return baseline(atol(argv[2]), atol(argv[3]));
+	if (argc == 8 && !strcmp(argv[1], "latency"))
+		return latency(argv[2], argv[3], argv[4], atoi(argv[5]), atol(argv[6]),
+		    atol(argv[7]));
+	if (argc == 8 && !strcmp(argv[1], "ingest"))
+		return ingest(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]),
+		    atol(argv[7]));
+	fprintf(stderr, "usage: see the comment at the top of bench/publish_bench.c\n");
+	return 2;
+}
