@@ -341,6 +341,17 @@ handler(void *user, const char *section, const char *name, const char *value)
 	if (handler_1(p, section, name, value))
 		return 1;
 	p->errline = p->line;
+	/* name the section and key in front of the reason */
+	{
+		char	 why[sizeof(p->err)];
+
+		snprintf(why, sizeof(why), "%.300s", p->err);
+		if (name != NULL)
+			snprintf(p->err, sizeof(p->err), "[%.80s] %.80s: %s",
+			    section, name, why);
+		else
+			snprintf(p->err, sizeof(p->err), "[%.80s]: %s", section, why);
+	}
 	return 0;
 }
 
