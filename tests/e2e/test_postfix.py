@@ -585,6 +585,9 @@ def test_postfix_published_as_stored(chain, tmp_path):
                     continue
                 rec = pb.Record()
                 rec.ParseFromString(frames[2])
+                # one topic per record here: [queue NAME] topic = NAME
+                assert frames[0] == rec.queue.encode(), (frames[0], rec.queue)
+                assert env.seq == rec.seq
                 assert rec.seq not in got, "seq %d published twice" % rec.seq
                 got[rec.seq] = rec
             return len(got) >= len(want)
