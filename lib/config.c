@@ -343,7 +343,7 @@ handler(void *user, const char *section, const char *name, const char *value)
 	p->errline = p->line;
 	/* name the section and key in front of the reason */
 	{
-		char	 why[sizeof(p->err)];
+		char	 why[320];
 
 		snprintf(why, sizeof(why), "%.300s", p->err);
 		if (name != NULL)
