@@ -197,6 +197,15 @@ cmd_list(int argc, char **argv)
 }
 
 static void
+print_addr(const char *what, const Vmingest__Address *a)
+{
+	if (a->name[0])
+		printf("%-13s %s <%s>\n", what, a->name, a->address);
+	else
+		printf("%-13s <%s>\n", what, a->address);
+}
+
+static void
 show_text(const Vmingest__Record *rec)
 {
 	char	 when[32], hex[65];
@@ -224,9 +233,11 @@ show_text(const Vmingest__Record *rec)
 	printf("message_id:   %s\n", rec->message_id);
 	printf("date:         %s\n", rec->date_raw);
 	for (i = 0; i < rec->n_from; i++)
-		printf("from:         %s <%s>\n", rec->from[i]->name, rec->from[i]->address);
+		print_addr("from:", rec->from[i]);
 	for (i = 0; i < rec->n_to; i++)
-		printf("to:           %s <%s>\n", rec->to[i]->name, rec->to[i]->address);
+		print_addr("to:", rec->to[i]);
+	for (i = 0; i < rec->n_cc; i++)
+		print_addr("cc:", rec->cc[i]);
 	printf("subject:      %s\n", rec->subject);
 	if (rec->return_path[0])
 		printf("return_path:  %s\n", rec->return_path);

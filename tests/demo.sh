@@ -38,8 +38,8 @@ cat ./var/vmingestd.log
 
 n=$(ls $D/*.eml | wc -l)
 if "$B/vmingest" sub --help >/dev/null 2>&1; then
-	say "subscriber: vmingest sub --from-start --count $((n - 1)) --summary (all topics)"
-	"$B/vmingest" sub --from-start --count $((n - 1)) --summary > ./var/sub.out 2>&1 &
+	say "subscriber: vmingest sub --from-start --count $((n - 1)) --stats (all topics)"
+	"$B/vmingest" sub --from-start --count $((n - 1)) --stats > ./var/sub.out 2>&1 &
 	sub=$!
 fi
 
