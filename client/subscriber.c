@@ -44,6 +44,8 @@
 #define ST_LIVE		2
 
 #define SUB_BUFFER_MAX	200000	/* live messages held during a catch-up */
+#define SUB_BUFFER_BYTES (256u << 20)	/* and their bytes */
+#define SUB_CKPT_MIN_MS	100	/* least interval of checkpoints while idle */
 #define SUB_MAX_TOPICS	100000
 #define SUB_FRAME_MAX	(256u << 20)
 
@@ -70,6 +72,8 @@ struct vmi_sub {
 	int64_t	 req_ms;	/* last request sent or reply received */
 	int64_t	 live_ms;	/* last message on the SUB socket */
 	GQueue	*buffer;	/* struct live_msg* held during SYNC */
+	size_t	 buffer_bytes;
+	int64_t	 ck_ms;		/* last checkpoint written */
 
 	uint64_t ck_seq;	/* last_seq at the last checkpoint */
 	unsigned since_ck;
@@ -150,6 +154,17 @@ known_set(struct vmi_sub *s, const char *topic, uint64_t ts)
 		*v = ts;
 }
 
+static size_t
+live_size(const struct live_msg *m)
+{
+	size_t	 n = sizeof(*m);
+	int	 i;
+
+	for (i = 0; i < m->n; i++)
+		n += zmq_msg_size((zmq_msg_t *)(uintptr_t)&m->f[i]);
+	return n;
+}
+
 static void
 live_free(gpointer p)
 {
@@ -161,13 +176,24 @@ live_free(gpointer p)
 	free(m);
 }
 
+static struct live_msg *
+buffer_pop(struct vmi_sub *s)
+{
+	struct live_msg *m = g_queue_pop_head(s->buffer);
+
+	if (m != NULL)
+		s->buffer_bytes -= live_size(m);
+	return m;
+}
+
 static void
 buffer_clear(struct vmi_sub *s)
 {
 	struct live_msg *m;
 
-	while ((m = g_queue_pop_head(s->buffer)) != NULL)
+	while ((m = buffer_pop(s)) != NULL)
 		live_free(m);
+	s->buffer_bytes = 0;
 }
 
 static int
@@ -579,6 +605,7 @@ vmi_sub_checkpoint(struct vmi_sub *s)
 		return VMI_E_CHECKPOINT;
 	}
 	s->ck_seq = s->last_seq;
+	s->ck_ms = mono_ms();
 	s->since_ck = 0;
 	s->st.checkpoints++;
 	return VMI_OK;
@@ -590,7 +617,7 @@ vmi_sub_next(struct vmi_sub *s, struct vmi_msg *msg, int timeout_ms)
 	int64_t	 deadline = timeout_ms < 0 ? INT64_MAX : mono_ms() + timeout_ms;
 	int64_t	 now, wait;
 	zmq_msg_t f[4];
-	int	 n, rc, waited = 0;
+	int	 n, rc;
 
 	memset(msg, 0, sizeof(*msg));
 	if (s->failed)
@@ -605,7 +632,7 @@ vmi_sub_next(struct vmi_sub *s, struct vmi_msg *msg, int timeout_ms)
 			}
 		}
 		if (s->state == ST_LIVE && !g_queue_is_empty(s->buffer)) {
-			struct live_msg *m = g_queue_pop_head(s->buffer);
+			struct live_msg *m = buffer_pop(s);
 
 			rc = handle_live(s, m, msg);
 			live_free(m);
@@ -634,9 +661,11 @@ vmi_sub_next(struct vmi_sub *s, struct vmi_msg *msg, int timeout_ms)
 			memcpy(m->f, f, sizeof(zmq_msg_t) * (size_t)(n > 3 ? 3 : n));
 			m->n = n > 3 ? 3 : n;
 			if (s->state != ST_LIVE) {
-				if (g_queue_get_length(s->buffer) < SUB_BUFFER_MAX)
+				if (g_queue_get_length(s->buffer) < SUB_BUFFER_MAX &&
+				    s->buffer_bytes < SUB_BUFFER_BYTES) {
+					s->buffer_bytes += live_size(m);
 					g_queue_push_tail(s->buffer, m);
-				else {
+				} else {
 					s->st.buffered_dropped++;
 					live_free(m);
 				}
@@ -660,14 +689,20 @@ vmi_sub_next(struct vmi_sub *s, struct vmi_msg *msg, int timeout_ms)
 			resync(s);
 			continue;
 		}
-		if (!waited) {
-			/* about to block: a good moment for the checkpoint */
+		/*
+		 * About to block: a good moment for the checkpoint, at most
+		 * every SUB_CKPT_MIN_MS (a record at a time would mean an
+		 * fsync per record); come back when the interval is over.
+		 */
+		if (s->checkpoint != NULL && s->have_epoch && s->last_seq != s->ck_seq &&
+		    now - s->ck_ms >= SUB_CKPT_MIN_MS)
 			maybe_checkpoint(s, 1);
-			waited = 1;
-		}
 		if (now >= deadline)
 			return VMI_E_TIMEOUT;
 		wait = deadline - now;
+		if (s->checkpoint != NULL && s->last_seq != s->ck_seq &&
+		    wait > SUB_CKPT_MIN_MS - (now - s->ck_ms))
+			wait = SUB_CKPT_MIN_MS - (now - s->ck_ms);
 		if (s->state == ST_SYNC && wait > s->replay_timeout_ms - (now - s->req_ms))
 			wait = s->replay_timeout_ms - (now - s->req_ms);
 		if (s->state == ST_LIVE && wait > s->silence_ms - (now - s->live_ms))

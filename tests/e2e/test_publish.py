@@ -455,3 +455,24 @@ def test_keygen_refuses_overwrite(tmp_path):
     assert len(pub) == 40
     r = subprocess.run([VMINGEST, "keygen", "--force", base], capture_output=True)
     assert r.returncode == 0 and z85(base + ".pub") != pub
+
+
+def test_epoch_change_is_reported_never_mixed(make_daemon, tmp_path):
+    import shutil
+    d = make_daemon(extra={"publish": {"heartbeat_ms": "100"}}).start()
+    deliver(d, 5)
+    d.wait_records(5)
+    ck = str(tmp_path / "e.ckpt")
+    sub = Sub(d, "--from-start", "--checkpoint", ck)
+    sub.wait_count(5)
+    assert d.stop() == 0
+    shutil.rmtree(d.store)          # the store is recreated: a new epoch
+    d.start()
+    deliver(d, 3, start=100)
+    rc, _ = sub.finish(60)
+    assert rc == 1 and b"epoch" in sub.err
+    assert sub.seqs() == [1, 2, 3, 4, 5]   # nothing of the new stream
+    # a checkpoint of the old epoch is refused too
+    again = Sub(d, "--checkpoint", ck, "--timeout", "10")
+    rc, _ = again.finish(60)
+    assert rc == 1 and b"epoch" in again.err and again.seqs() == []
