@@ -691,7 +691,7 @@ replay_local(const struct ropts *o)
 	struct rout w;
 	struct progress pg;
 	struct sigaction sa, osa;
-	uint64_t seq, start, end, head, n_snap = 0, missing = 0;
+	uint64_t seq, start, end, head, n_snap = 0, missing = 0, n_out = 0;
 	int	 need_rec, rc, status = 0, have_out = 0;
 
 	if (cli_open_store("replay", o->store, o->cfg, &st) == -1)
@@ -781,6 +781,10 @@ replay_local(const struct ropts *o)
 			goto out;
 		}
 		pg.bytes += len;
+		/* the first record goes out at once: a consumer sees the stream
+		 * start without waiting for a full buffer */
+		if (n_out++ == 0 && w.fp != NULL)
+			fflush(w.fp);
 next:
 		record_free(rec);
 		progress_show(&pg, 0);
