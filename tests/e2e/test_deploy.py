@@ -97,6 +97,32 @@ def test_unit_verifies(destdir, tmp_path):
     assert r.returncode != 0 or "notifyy" in r.stderr
 
 
+def test_shipped_config_fits_the_unit():
+    """config/vmingestd.conf, run by the unit: every path it writes is one
+    the sandbox lets it write (ProtectSystem=strict), and its user is the
+    unit's User=."""
+    unit = open(os.path.join(REPO, "deploy/systemd/vmingestd.service")).read()
+    rw = []
+    for m in re.finditer(r"(?m)^ReadWritePaths=(.*)$", unit):
+        rw += m.group(1).split()
+    m = re.search(r"(?m)^StateDirectory=(\S+)$", unit)
+    rw.append("/var/lib/" + m.group(1))
+    m = re.search(r"(?m)^RuntimeDirectory=(\S+)$", unit)
+    rw.append("/run/" + m.group(1))
+    conf = os.path.join(REPO, "config", "vmingestd.conf")
+    if not os.path.exists(conf):
+        pytest.skip("config/vmingestd.conf not written yet")
+    dump = help_text(VMINGESTD, "--dump-config", "-c", conf)
+    paths = re.findall(r"(?m)^(?:state_dir|path|control_socket|maildir) = (\S+)$", dump)
+    assert paths, dump
+    for p in paths:
+        assert os.path.isabs(p), "relative path %s: the unit runs in /" % p
+        assert any(p == d or p.startswith(d.rstrip("/") + "/") for d in rw), \
+            "%s is not writable under the unit (ReadWritePaths=%s)" % (p, rw)
+    user = re.search(r"(?m)^user = (\S*)$", dump).group(1)
+    assert user == re.search(r"(?m)^User=(\S+)$", unit).group(1)
+
+
 @pytest.mark.skipif(shutil.which("systemd-sysusers") is None,
                     reason="systemd-sysusers not installed")
 def test_sysusers_and_tmpfiles(destdir, tmp_path):
@@ -118,11 +144,11 @@ def test_sysusers_and_tmpfiles(destdir, tmp_path):
     vm_uid, vmail_uid = int(users["vmingest"][2]), int(users["vmail"][2])
     vmail_gid = int(groups["vmail"][2])
     for p, mode, uid in (("var/lib/vmingest", 0o750, vm_uid), ("run/vmingest", 0o750, vm_uid),
-                         ("var/mail/vmail", 0o2770, vmail_uid),
-                         ("var/mail/vmail/rms/new", 0o2770, vmail_uid)):
+                         ("var/mail/vdms", 0o2770, vmail_uid),
+                         ("var/mail/vdms/rms/new", 0o2770, vmail_uid)):
         st = os.stat(os.path.join(root, p))
         assert (st.st_mode & 0o7777, st.st_uid) == (mode, uid), p
-    assert os.stat(os.path.join(root, "var/mail/vmail/seismic/tmp")).st_gid == vmail_gid
+    assert os.stat(os.path.join(root, "var/mail/vdms/seismic/tmp")).st_gid == vmail_gid
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,
