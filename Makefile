@@ -93,11 +93,11 @@ $(LIBVMI): $(LIB_OBJ)
 
 $(LIBVMID): $(DAEMON_OBJ)
 	@rm -f $@
-	$(AR) rcs $@ $^ $(if $(DAEMON_OBJ),,$(BUILD)/obj/gen/vmingest.pb-c.o)
+	$(AR) rcs $@ $^
 
 $(LIBCLIENT): $(CLIENT_OBJ)
 	@rm -f $@
-	$(AR) rcs $@ $^ $(if $(CLIENT_OBJ),,$(BUILD)/obj/gen/vmingest.pb-c.o)
+	$(AR) rcs $@ $^
 
 $(BUILD)/vmingestd: $(BUILD)/obj/daemon/main.o $(ALL_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LDLIBS)
