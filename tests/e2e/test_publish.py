@@ -476,3 +476,15 @@ def test_epoch_change_is_reported_never_mixed(make_daemon, tmp_path):
     again = Sub(d, "--checkpoint", ck, "--timeout", "10")
     rc, _ = again.finish(60)
     assert rc == 1 and b"epoch" in again.err and again.seqs() == []
+
+
+def test_sub_raw_dir_writes_exact_bytes(daemon, tmp_path):
+    deliver(daemon, 3)
+    daemon.wait_records(3)
+    out = tmp_path / "raw"
+    out.mkdir()
+    sub = Sub(daemon, "--from-start", "--count", "3", "--raw-dir", str(out))
+    rc, _ = sub.finish(60)
+    assert rc == 0, sub.err
+    for seq in (1, 2, 3):
+        assert (out / ("%d.eml" % seq)).read_bytes() == daemon.raw(seq)
