@@ -959,7 +959,8 @@ update_stats(struct ingest *ing, int64_t now)
 	/*
 	 * systemd watchdog: this runs once a second from the main loop, so a
 	 * wedged loop stops the pings and systemd restarts us.  Only when the
-	 * unit sets WatchdogSec (WATCHDOG_USEC/WATCHDOG_PID for this pid).
+	 * unit sets WatchdogSec (WATCHDOG_USEC/WATCHDOG_PID for this pid),
+	 * every [daemon] watchdog_s seconds if set, else every second.
 	 */
 	{
 		uint64_t wd_usec, bfiles = 0, seq;
@@ -967,7 +968,12 @@ update_stats(struct ingest *ing, int64_t now)
 		char	 msg[256];
 		int	 n;
 
-		if (sd_watchdog_enabled(0, &wd_usec) > 0) {
+		static int64_t last_ping_us;
+		int64_t	 every_us = (int64_t)ing->cf->daemon.watchdog_s * 1000000;
+
+		if (sd_watchdog_enabled(0, &wd_usec) > 0 &&
+		    (every_us == 0 || now - last_ping_us >= every_us)) {
+			last_ping_us = now;
 			pthread_mutex_lock(&g_stats.mu);
 			for (qi = 0; qi < ing->nq; qi++) {
 				bfiles += g_stats.queues[qi].backlog_files;

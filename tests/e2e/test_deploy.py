@@ -422,3 +422,39 @@ def test_conf_page_names_every_key(tmp_path):
         assert re.search(r"(?m)^\.It Cm %s\b" % key, text), \
             "vmingestd.conf(5) does not document [%s] %s" % (sec, key)
         assert re.search(r"(?m)^\.Ss \[%s" % sec, text), "no [%s] section in the page" % sec
+
+
+def test_watchdog_s_spaces_the_pings(make_daemon, tmp_path):
+    """[daemon] watchdog_s = 2: consecutive WATCHDOG=1 at least 2 s apart
+    (a lower bound only: a loaded machine can only make it longer)."""
+    import time
+    sock_path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(sock_path)
+    s.settimeout(0.2)
+    d = make_daemon(extra={"daemon": {"watchdog_s": "2"}})
+    env_keep = dict(os.environ)
+    os.environ["NOTIFY_SOCKET"] = sock_path
+    os.environ["WATCHDOG_USEC"] = "30000000"
+    try:
+        d.start(wait=False)
+    finally:
+        os.environ.clear()
+        os.environ.update(env_keep)
+    pings = []
+
+    def three():
+        try:
+            m = s.recv(4096).decode()
+            if "WATCHDOG=1" in m.split("\n"):
+                pings.append(time.monotonic())
+        except socket.timeout:
+            pass
+        return len(pings) >= 3
+    try:
+        wait_for(three, 60, what="three watchdog pings")
+        gaps = [b - a for a, b in zip(pings, pings[1:])]
+        assert all(g >= 1.9 for g in gaps), gaps
+        assert d.stop() == 0
+    finally:
+        s.close()
