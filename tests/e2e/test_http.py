@@ -197,28 +197,39 @@ def failing(d):
     return {(f["check"], f.get("queue")) for f in j["failing"]}, j
 
 
+def exchange(a, b):
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    if libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(),
+                      RENAME_EXCHANGE) != 0:
+        raise OSError(ctypes.get_errno(), "renameat2 %s %s" % (a, b))
+
+
 def test_readiness_maildir(make_daemon):
     # a short rescan so the queue is reopened quickly once fixed
     d = make_daemon(queues={"default": {}, "other": {}},
                     extra={"store": {"rescan_s": "1"}}).start()
     wait_for(lambda: curl(d.url("/readyz"))[0] == 200, 10, what="ready")
     md = d.maildir("default").path
+    # swap new/ and a plain file in one step (renameat2 RENAME_EXCHANGE):
+    # renaming new/ away first would let the daemon recreate it between
+    # the two renames
     blocker = os.path.join(md, "new.file")
     with open(blocker, "w") as f:
         f.write("not a directory\n")
-    os.rename(os.path.join(md, "new"), os.path.join(md, "new.away"))
+    exchange(blocker, os.path.join(md, "new"))
+    seen = []
 
-    def put_file():
-        # the daemon may recreate an empty new/ in between: take it away
-        try:
-            os.rename(blocker, os.path.join(md, "new"))
-            return True
-        except IsADirectoryError:
-            os.rmdir(os.path.join(md, "new"))
-            return False
-    wait_for(put_file, 10, what="a file in place of new/")
-    got = wait_for(lambda: failing(d)[0] == {("maildir_readable", "default")} and failing(d),
-                   15, what="/readyz naming the default queue")
+    def named():
+        f = failing(d)
+        seen.append(f[1])
+        return f[0] == {("maildir_readable", "default")} and f
+    try:
+        got = wait_for(named, 15, what="/readyz naming the default queue")
+    except AssertionError:
+        raise AssertionError("last /readyz: %r" % seen[-1:])
     assert "Not a directory" in got[1]["failing"][0]["why"]
     assert curl(d.url("/healthz"))[0] == 200
     assert metrics(d)['vmingest_maildir_readable{queue="default"}'] == 0
@@ -231,8 +242,8 @@ def test_readiness_maildir(make_daemon):
     d.maildir("other").deliver(message(1))
     d.wait_records(1)
 
-    os.unlink(os.path.join(md, "new"))
-    os.rename(os.path.join(md, "new.away"), os.path.join(md, "new"))
+    exchange(blocker, os.path.join(md, "new"))
+    assert os.path.isdir(os.path.join(md, "new"))
     wait_for(lambda: curl(d.url("/readyz"))[0] == 200, 15, what="ready again")
     assert status_cli(d, "-c", d.config).returncode == 0
     d.maildir("default").deliver(message(2))
