@@ -280,6 +280,8 @@ def composed_messages(tmpdir):
         ("empty-body", b""),
         ("no-final-newline", b"last line without newline"),
         ("trailing-spaces", b"spaces   \n\ttab\t\n\n\n"),
+        ("big-base64", b"".join(b"%076x\n" % (k * 2654435761 % (1 << 300))
+                                for k in range(40000))),
     ]
     i = 0
     for tag, body in bodies:
@@ -523,6 +525,53 @@ def test_postfix_full_speed_while_running(chain):
     wait_drained(pf, d, 600)
     check_stored(pf, d)
     assert d.stop() == 0
+
+
+def test_postfix_daemon_killed_while_postfix_delivers(chain):
+    """kill -9 in the middle of a full-speed delivery, start again: every
+    message Postfix delivered is stored exactly once."""
+    pf, d = chain
+    d.start()
+    done = threading.Event()
+    errors = []
+
+    def blast():
+        try:
+            pf.smtp_source("rms@" + DOMAIN, 400, sessions=8, size=1500)
+        except AssertionError as e:
+            errors.append(e)
+        finally:
+            done.set()
+    t = threading.Thread(target=blast)
+    t.start()
+    try:
+        # kill once some records are committed and delivery goes on
+        wait_for(lambda: d.stats()["last_seq"] >= 50 or done.is_set(), 300,
+                 interval=0.05, what="50 records")
+        d.kill9()
+    finally:
+        t.join()
+    assert not errors, errors
+    wait_delivered(pf, 400)
+    d.start()
+    wait_drained(pf, d, 400)
+    check_stored(pf, d)
+    assert d.stop() == 0
+
+
+def test_postfix_rejects_unknown_recipient(chain, tmp_path):
+    """Nothing is accepted that no queue would take: an address of the
+    domain without a mailbox is refused at RCPT time (5xx)."""
+    pf, d = chain
+    path = str(tmp_path / "m.smtp")
+    with open(path, "wb") as f:
+        f.write(smtp_data(b"From: a@remote.example\nSubject: x\n\nbody\n"))
+    r = subprocess.run([SWAKS, "--server", "127.0.0.1:%d" % pf.port, "--from", SENDER,
+                        "--to", "nobody-here@" + DOMAIN, "--data", path,
+                        "--no-data-fixup"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert re.search(r"<\*\* +55\d", r.stdout), r.stdout[-2000:]
+    assert pf.queue_empty()
 
 
 def _have_publisher():
