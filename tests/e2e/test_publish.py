@@ -488,3 +488,35 @@ def test_sub_raw_dir_writes_exact_bytes(daemon, tmp_path):
     assert rc == 0, sub.err
     for seq in (1, 2, 3):
         assert (out / ("%d.eml" % seq)).read_bytes() == daemon.raw(seq)
+
+
+def test_quarantined_not_published_but_replayable(make_daemon, pb):
+    """A quarantined record is stored, never published (no topic_seq is used
+    up, so no subscriber sees a gap), and quarantined_only replays it."""
+    d = make_daemon(extra={"limits": {"message_bytes": "64K"}}).start()
+    md = d.maildir()
+    md.deliver(message(1))
+    md.deliver(message(2, body="z" * (100 * 1024) + "\n"))    # too big
+    md.deliver(message(3))
+    d.wait_records(3)
+    sub = Sub(d, "--from-start", "--count", "2")
+    rc, st = sub.finish(60)
+    assert rc == 0
+    assert [(r["seq"], r["topic_seq"]) for r in sub.recs] == [(1, 1), (3, 2)]
+    s = zmq.Context.instance().socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(d.replay_endpoint)
+    s.send(pb.ReplayRequest(request_id=3, quarantined_only=True).SerializeToString())
+    got = []
+    while True:
+        assert s.poll(5000)
+        f = s.recv_multipart()
+        env = pb.Envelope.FromString(f[1])
+        if env.kind != pb.Envelope.RECORD:
+            assert env.kind == pb.Envelope.REPLAY_END
+            break
+        rec = pb.Record.FromString(f[2])
+        assert rec.disposition == pb.QUARANTINED and env.topic_seq == 0
+        got.append(env.seq)
+    s.close()
+    assert got == [2]
