@@ -339,6 +339,14 @@ cmd_sub(int argc, char **argv)
 		}
 		ep_c = connect_addr(cf->publish.endpoints[0]);
 		rep_c = connect_addr(cf->publish.replay_endpoint);
+		if (keyf == NULL && cf->publish.curve_secret_key_file != NULL) {
+			fprintf(stderr, "vmingest sub: %s: the daemon uses CURVE; "
+			    "give --key FILE.key (and --server-key FILE.pub)\n", cfpath);
+			config_free(cf);
+			free(ep_c);
+			free(rep_c);
+			return 2;
+		}
 		/* the server's public key from its secret key, if we may read it */
 		if (skeyf == NULL && keyf != NULL && cf->publish.curve_secret_key_file) {
 			char	 sec[41];
