@@ -225,6 +225,31 @@ rules_load(const char *path, const struct rules_limits *rl, char *err, size_t er
 
 /* ---- workers ---- */
 
+/* Append j to a singly linked job list (head, tail). */
+static void
+job_append(struct job **head, struct job **tail, struct job *j)
+{
+	j->next = NULL;
+	if (*tail)
+		(*tail)->next = j;
+	else
+		*head = j;
+	*tail = j;
+}
+
+/* A finished job goes to the loop: the result list, then a wake-up. */
+static int
+result_push(struct ingest *ing, struct job *j)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&ing->rmu);
+	job_append(&ing->rhead, &ing->rtail, j);
+	pthread_mutex_unlock(&ing->rmu);
+	/* eventfd counter overflow is impossible here */
+	return write(ing->evfd, &one, sizeof(one)) < 0 ? -1 : 0;
+}
+
 static int
 read_all(int fd, size_t hint, uint8_t **out, size_t *outlen)
 {
@@ -330,7 +355,6 @@ worker_main(void *arg)
 {
 	struct ingest *ing = arg;
 	struct job *j;
-	uint64_t one = 1;
 	sigset_t all;
 
 	sigfillset(&all);
@@ -349,19 +373,8 @@ worker_main(void *arg)
 			ing->wtail = NULL;
 		pthread_mutex_unlock(&ing->wmu);
 
-		j->next = NULL;
 		job_run(j);
-
-		pthread_mutex_lock(&ing->rmu);
-		if (ing->rtail)
-			ing->rtail->next = j;
-		else
-			ing->rhead = j;
-		ing->rtail = j;
-		pthread_mutex_unlock(&ing->rmu);
-		if (write(ing->evfd, &one, sizeof(one)) < 0) {
-			/* eventfd counter overflow is impossible here */
-		}
+		result_push(ing, j);
 	}
 	return NULL;
 }
@@ -516,11 +529,7 @@ dispatch(struct ingest *ing, size_t qi, const char *name)
 	ing->working++;
 
 	pthread_mutex_lock(&ing->wmu);
-	if (ing->wtail)
-		ing->wtail->next = j;
-	else
-		ing->whead = j;
-	ing->wtail = j;
+	job_append(&ing->whead, &ing->wtail, j);
 	pthread_cond_signal(&ing->wcv);
 	pthread_mutex_unlock(&ing->wmu);
 	return 1;
@@ -588,14 +597,9 @@ take_results(struct ingest *ing)
 	pthread_mutex_unlock(&ing->rmu);
 	for (; j != NULL; j = next) {
 		next = j->next;
-		j->next = NULL;
 		if (j->kind != JOB_INJECT)
 			ing->working--;
-		if (ing->btail)
-			ing->btail->next = j;
-		else
-			ing->bhead = j;
-		ing->btail = j;
+		job_append(&ing->bhead, &ing->btail, j);
 		if (ing->bn++ == 0)
 			ing->boldest_us = now_us();
 	}
@@ -1118,7 +1122,6 @@ ingest_inject(struct ingest *ing, const char *queue, Vmingest__Record *rec,
     uint8_t *raw, size_t len, void (*done)(void *, uint64_t), void *arg)
 {
 	struct job *j;
-	uint64_t one = 1;
 	size_t	 qi;
 
 	for (qi = 0; qi < ing->nq; qi++)
@@ -1138,16 +1141,7 @@ ingest_inject(struct ingest *ing, const char *queue, Vmingest__Record *rec,
 	j->ctime_us = 0;
 	j->done_fn = done;
 	j->done_arg = arg;
-	pthread_mutex_lock(&ing->rmu);
-	if (ing->rtail)
-		ing->rtail->next = j;
-	else
-		ing->rhead = j;
-	ing->rtail = j;
-	pthread_mutex_unlock(&ing->rmu);
-	if (write(ing->evfd, &one, sizeof(one)) < 0)
-		return -1;
-	return 0;
+	return result_push(ing, j);
 }
 
 const struct rules *
