@@ -68,6 +68,7 @@
 
 #include "ims.h"
 #include "log.h"
+#include "mime_guard.h"
 #include "mime_text.h"
 #include "normalize.h"
 #include "record.h"
@@ -84,6 +85,9 @@ struct norm {
 	size_t	 hdr_total;	/* header fields GMime parsed, all entities */
 	size_t	 hdr_budget;
 	GMimeStream *stream;	/* the top-level parser's input */
+	const char *orig;	/* the bytes parsed, before mime_guard */
+	struct mime_guard_hit *hits;	/* address fields renamed for GMime */
+	size_t	 nhits;
 	int	 part_limit_hit;
 	int	 depth_limit_hit;
 };
@@ -214,6 +218,37 @@ on_gmime_warning(gint64 offset, GMimeParserWarning code, const gchar *item,
 	else
 		warn(n, "%s%s%s", gmime_warning_name(code),
 		    item ? ": " : "", item ? esc : "");
+}
+
+/*
+ * Address fields GMime cannot parse safely (mime_guard.h): when buf has
+ * any, rename them in buf (which must be writable) or in a malloc'd copy
+ * returned in *copy; warn and quarantine.  Returns the hits (caller
+ * frees) and their count in *nhits.
+ */
+static struct mime_guard_hit *
+guard_addresses(struct norm *n, const char *buf, char *writable, size_t len,
+    size_t base, char **copy, size_t *nhits)
+{
+	struct mime_guard_hit *hits;
+	char	*dst = writable;
+
+	*copy = NULL;
+	*nhits = mime_guard_addr_scan(buf, len, MIME_GUARD_ADDR_SEPARATORS,
+	    &hits);
+	if (*nhits == 0)
+		return NULL;
+	if (dst == NULL) {
+		dst = *copy = xmalloc(len);
+		memcpy(dst, buf, len);
+	}
+	mime_guard_neutralize(dst, hits, *nhits);
+	quarantine(n, "address field with %zu separators at offset %zu "
+	    "(more than %d): not parsed as addresses", hits[0].separators,
+	    hits[0].offset + base, MIME_GUARD_ADDR_SEPARATORS);
+	if (*nhits > 1)
+		warn(n, "%zu address fields not parsed as addresses", *nhits);
+	return hits;
 }
 
 /*
@@ -502,6 +537,18 @@ fill_envelope(struct norm *n, GMimeMessage *m)
 		r->delivered_to = strip_angle(v);
 }
 
+/* The real name of a field mime_guard renamed at offset off, or NULL. */
+static char *
+guarded_name(struct norm *n, gint64 off)
+{
+	size_t	 i;
+
+	for (i = 0; i < n->nhits && off >= 0; i++)
+		if (n->hits[i].offset == (size_t)off)
+			return rec_strndup(n->orig + off, n->hits[i].name_len);
+	return NULL;
+}
+
 struct hdr_ref {
 	GMimeHeader *h;
 	gint64	 off;
@@ -567,7 +614,9 @@ fill_headers(struct norm *n, GMimeMessage *m)
 			break;
 		rh = xmalloc(sizeof(*rh));
 		vmingest__header__init(rh);
-		rh->name = rec_strdup(g_mime_header_get_name(h));
+		rh->name = guarded_name(n, refs[i].off);
+		if (rh->name == NULL)
+			rh->name = rec_strdup(g_mime_header_get_name(h));
 		unfold_value(raw, &rh->value);
 		rec_push(&n->rec->headers, &n->rec->n_headers, rh);
 	}
@@ -659,9 +708,11 @@ walk_message(struct norm *n, GMimeMessage *sub, const char *path,
  * mime_depth (walk_message) and by a byte budget (below).
  */
 static void
-walk_encoded_message(struct norm *n, Vmingest__Part *p, const char *data,
+walk_encoded_message(struct norm *n, Vmingest__Part *p, char *data,
     size_t len, unsigned depth)
 {
+	char	*copy;
+	size_t	 nhits;
 	GByteArray *arr;
 	GMimeStream *st;
 	GMimeParser *ps;
@@ -685,7 +736,8 @@ walk_encoded_message(struct norm *n, Vmingest__Part *p, const char *data,
 		return;
 	}
 	n->reparsed += len;
-	arr = g_byte_array_new_take((guint8 *)(uintptr_t)data, len);
+	free(guard_addresses(n, data, data, len, 0, &copy, &nhits));
+	arr = g_byte_array_new_take((guint8 *)data, len);
 	st = g_mime_stream_mem_new_with_byte_array(arr);
 	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(st), FALSE);
 	ps = g_mime_parser_new_with_stream(st);
@@ -738,7 +790,7 @@ walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text,
 	set_sha256(&p->sha256, dec.data, dec.len);
 	if (is_message && dec.owned != NULL) {
 		/* only an encoded message/rfc822 is a GMimePart */
-		walk_encoded_message(n, p, dec.data, dec.len, depth);
+		walk_encoded_message(n, p, dec.owned, dec.len, depth);
 		free(dec.owned);
 		return;
 	}
@@ -956,6 +1008,7 @@ normalize_message(const struct limits *l, const void *raw, size_t len,
 	struct hscan hs;
 	const char *p = raw;
 	size_t	 plen = len, skip, ll;
+	char	*guarded = NULL;
 	GByteArray *arr = NULL;
 	GMimeStream *stream = NULL;
 	GMimeParser *parser = NULL;
@@ -1022,7 +1075,10 @@ normalize_message(const struct limits *l, const void *raw, size_t len,
 	 * borrows them, in a memory stream that does not own the array.
 	 * GMime only reads from it.
 	 */
-	arr = g_byte_array_new_take((guint8 *)(uintptr_t)p, plen);
+	n.orig = p;
+	n.hits = guard_addresses(&n, p, NULL, plen, skip, &guarded, &n.nhits);
+	arr = g_byte_array_new_take(guarded != NULL ? (guint8 *)guarded :
+	    (guint8 *)(uintptr_t)p, plen);
 	stream = g_mime_stream_mem_new_with_byte_array(arr);
 	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
 	parser = g_mime_parser_new_with_stream(stream);
@@ -1063,5 +1119,7 @@ out:
 		g_byte_array_free(arr, FALSE);	/* the bytes are the caller's */
 	if (n.opts != NULL)
 		g_mime_parser_options_free(n.opts);
+	free(guarded);
+	free(n.hits);
 	return rc;
 }

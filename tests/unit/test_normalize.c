@@ -373,6 +373,13 @@ static void lim_budget(struct limits *l) { l->header_count = 4; l->part_count = 
 #define F10 "a: 1\na: 2\na: 3\na: 4\na: 5\na: 6\na: 7\na: 8\na: 9\na: 0\n"
 #define F100 F10 F10 F10 F10 F10 F10 F10 F10 F10 F10
 
+/* 50000 colons: GMime 3.2 recurses per ':' and overflows an 8 MB stack */
+#define C10 "a:a:a:a:a:a:a:a:a:a:"
+#define C100 C10 C10 C10 C10 C10 C10 C10 C10 C10 C10
+#define C1000 C100 C100 C100 C100 C100 C100 C100 C100 C100 C100
+#define C10000 C1000 C1000 C1000 C1000 C1000 C1000 C1000 C1000 C1000 C1000
+#define C50000 C10000 C10000 C10000 C10000 C10000
+
 static void
 chk_hcount(const Vmingest__Record *r)
 {
@@ -633,6 +640,22 @@ chk_reparse(const Vmingest__Record *r)
 }
 
 static void
+chk_guard(const Vmingest__Record *r)
+{
+	assert_int_equal(r->n_to, 0);
+	assert_int_equal(r->n_from, 1);
+	/* the record shows the field under its real name */
+	assert_string_equal(r->headers[1]->name, "To");
+}
+
+static void
+chk_guard_inner(const Vmingest__Record *r)
+{
+	assert_non_null(part_at(r, "1.1"));
+	assert_string_equal(part_at(r, "1.1")->text, "inner\n");
+}
+
+static void
 chk_ims_paths(const Vmingest__Record *r)
 {
 	/* text leaves and the .gse attachment, not the image */
@@ -759,6 +782,13 @@ static const struct tcase cases[] = {
 	    "Content-Type: multipart/mixed; boundary=x\n\n--x\n" F100
 	    "\nbody\n--x--\n", 0, lim_budget, 1,
 	    "more than 20 header fields in all entities", NULL, NULL, NULL },
+	{ "address_guard_colons", "From: a@example.org\nTo: " C1000 C10 "x\n"
+	    "Subject: s\n\nbody\n", 0, NULL, 1, "not parsed as addresses",
+	    NULL, NULL, chk_guard },
+	{ "address_guard_inner_message", "From: a@example.org\n"
+	    "Content-Type: message/rfc822\n\nFrom: b@example.org\nCc: " C50000
+	    "\n\ninner\n", 0, NULL, 1, NULL, "not parsed as addresses", NULL,
+	    chk_guard_inner },
 	{ "ims_calls", HDR "Content-Type: multipart/mixed; boundary=a\n\n"
 	    "--a\nContent-Type: text/plain\n\none\n"
 	    "--a\nContent-Type: message/rfc822\n\nFrom: c@example.org\n\ninner\n"

@@ -1,0 +1,110 @@
+/*
+ * mime_guard.c - keep hostile header fields away from GMime's weak spots.
+ *
+ *   mime_guard_addr_scan   find address fields GMime cannot parse safely
+ *   mime_guard_neutralize  rename them in a private copy
+ *
+ * See mime_guard.h for the GMime behaviour this defends against.  A line
+ * is a candidate when it starts (column 0) with an address field name and
+ * a colon; the field runs on over folded lines.  Body lines that happen
+ * to look like "To: ..." are scanned too: harmless, since only fields
+ * with more than max_sep separators are hits, and a hit in a body is
+ * renamed in a copy GMime never shows as a header.
+ *
+ * Error policy: none; allocation failure is fatal.
+ * SECURITY: one pass over the input, every loop advances.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "mime_guard.h"
+
+/* Fields GMime parses as address lists (and Resent-*, to be safe). */
+static const char *const addr_names[] = {
+	"from", "sender", "reply-to", "to", "cc", "bcc",
+	"resent-from", "resent-sender", "resent-reply-to", "resent-to",
+	"resent-cc", "resent-bcc",
+};
+
+/* Length of the field name at p if it is an address field, else 0. */
+static size_t
+addr_name(const char *p, size_t len)
+{
+	size_t	 i, k, n;
+
+	for (i = 0; i < sizeof(addr_names) / sizeof(addr_names[0]); i++) {
+		n = strlen(addr_names[i]);
+		if (len <= n || strncasecmp(p, addr_names[i], n) != 0)
+			continue;
+		for (k = n; k < len && (p[k] == ' ' || p[k] == '\t'); k++)
+			;
+		if (k < len && p[k] == ':')
+			return n;
+	}
+	return 0;
+}
+
+size_t
+mime_guard_addr_scan(const char *p, size_t len, size_t max_sep,
+    struct mime_guard_hit **hits)
+{
+	const char *nl;
+	size_t	 off = 0, end, i, sep, nhits = 0, name;
+	struct mime_guard_hit *h = NULL;
+
+	*hits = NULL;
+	while (off < len) {
+		nl = memchr(p + off, '\n', len - off);
+		end = nl != NULL ? (size_t)(nl - p) + 1 : len;
+		/* cheap first-byte filter: f s r t c b */
+		switch (p[off] | 0x20) {
+		case 'f': case 's': case 'r': case 't': case 'c': case 'b':
+			break;
+		default:
+			off = end;
+			continue;
+		}
+		if ((name = addr_name(p + off, end - off)) == 0) {
+			off = end;
+			continue;
+		}
+		/* the field: this line and the folded ones after it */
+		sep = 0;
+		i = off + name;
+		while (i < len && p[i] != ':')
+			i++;
+		for (i++; i < len; i++) {
+			if (p[i] == '\n' && (i + 1 >= len ||
+			    (p[i + 1] != ' ' && p[i + 1] != '\t')))
+				break;
+			if (p[i] == ',' || p[i] == ':')
+				sep++;
+		}
+		end = i < len ? i + 1 : len;
+		if (sep > max_sep) {
+			h = realloc(h, (nhits + 1) * sizeof(*h));
+			if (h == NULL)
+				log_fatal("realloc");
+			h[nhits].offset = off;
+			h[nhits].name_len = name;
+			h[nhits].separators = sep;
+			h[nhits].bytes = end - off;
+			nhits++;
+		}
+		off = end;
+	}
+	*hits = h;
+	return nhits;
+}
+
+void
+mime_guard_neutralize(char *buf, const struct mime_guard_hit *hits,
+    size_t nhits)
+{
+	size_t	 i;
+
+	for (i = 0; i < nhits; i++)
+		buf[hits[i].offset] = 'X';
+}
