@@ -177,3 +177,33 @@ def test_no_daemon_and_usage(make_daemon):
         assert d.cli("reprocess", "-c", d.config, *args, check=False).returncode == 2
     assert d.cli("quarantine", "bogus", check=False).returncode == 2
     assert "Exit status" in d.cli("reprocess", "--help").stdout
+
+
+def test_large_reprocess_interleaves_with_ingest(make_daemon):
+    """A reprocess of many records runs in chunks on the main loop while new
+    mail keeps being committed: every old record gets exactly one new one and
+    every newly delivered message is stored."""
+    import threading
+    d = make_daemon().start()
+    for i in range(300):
+        d.maildir().deliver(message(i))
+    d.wait_records(300)
+    names = []
+
+    def feed():
+        for i in range(100):
+            names.append(d.maildir().deliver(message(1000 + i)))
+    t = threading.Thread(target=feed)
+    t.start()
+    r = d.cli("reprocess", "-c", d.config, "--from", "1", "--to", "300", "--json")
+    t.join()
+    lines = [l for l in jl(r.stdout) if "seq" in l]
+    assert sorted(l["seq"] for l in lines) == list(range(1, 301))
+    d.wait_records(700)
+    recs = records(d)
+    assert [x["seq"] for x in recs] == list(range(1, 701))
+    back = sorted(x["reprocessed_from"] for x in recs if x["reprocessed_from"])
+    assert back == list(range(1, 301))
+    stored = {x["maildir_name"] for x in recs if not x["reprocessed_from"]}
+    assert set(names) <= stored
+    assert d.maildir().new_files() == []
