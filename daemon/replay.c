@@ -89,6 +89,7 @@ struct replay {
 	struct store_rtxn *r;
 	struct stream streams[REPLAY_MAX_STREAMS];
 	size_t	 rr;		/* round-robin position */
+	struct scan *scan;	/* scratch of serve_batch */
 
 	pthread_mutex_t mu;
 	struct replay_counts c;
@@ -270,31 +271,187 @@ send_end(struct replay *rp, const struct stream *s, uint64_t covered)
 	free(a);
 }
 
+/*
+ * What the scan needs of a stored record: its disposition, primary topic
+ * and topics with their topic_seq.  Read straight off the protobuf wire
+ * format (scan_record) instead of unpacking the whole record, which would
+ * allocate every header and part; a record the scanner cannot read (or
+ * one with more than SCAN_TOPICS topics) is unpacked with protobuf-c.
+ */
+#define SCAN_TOPICS	64
+
+struct scan {
+	int	 disposition;
+	char	 topic[256];
+	size_t	 n;
+	struct {
+		char	 topic[256];
+		uint64_t ts;
+	} t[SCAN_TOPICS];
+};
+
+static int
+get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+	const uint8_t *p = *pp;
+	unsigned shift = 0;
+
+	*v = 0;
+	while (p < end && shift < 64) {
+		*v |= (uint64_t)(*p & 0x7f) << shift;
+		if (!(*p++ & 0x80)) {
+			*pp = p;
+			return 0;
+		}
+		shift += 7;
+	}
+	return -1;
+}
+
+/* A length-delimited field: *data, *n; -1 if it does not fit. */
+static int
+get_bytes(const uint8_t **pp, const uint8_t *end, const uint8_t **data, size_t *n)
+{
+	uint64_t len;
+
+	if (get_varint(pp, end, &len) != 0 || len > (uint64_t)(end - *pp))
+		return -1;
+	*data = *pp;
+	*n = (size_t)len;
+	*pp += len;
+	return 0;
+}
+
+static int
+skip_field(const uint8_t **pp, const uint8_t *end, unsigned wt)
+{
+	const uint8_t *d;
+	uint64_t v;
+	size_t	 n;
+
+	switch (wt) {
+	case 0: return get_varint(pp, end, &v);
+	case 1: if (end - *pp < 8) return -1; *pp += 8; return 0;
+	case 2: return get_bytes(pp, end, &d, &n);
+	case 5: if (end - *pp < 4) return -1; *pp += 4; return 0;
+	default: return -1;
+	}
+}
+
+static int
+copy_str(char *dst, size_t cap, const uint8_t *p, size_t n)
+{
+	if (n >= cap)
+		return -1;
+	memcpy(dst, p, n);
+	dst[n] = '\0';
+	return memchr(dst, '\0', n) == NULL ? 0 : -1;
+}
+
+static int
+scan_record(const void *data, size_t len, struct scan *sc)
+{
+	const uint8_t *p = data, *end = p + len, *d, *q, *qend;
+	uint64_t tag, v, ts;
+	size_t	 n, tn;
+	char	 name[256];
+	int	 have;
+
+	sc->disposition = 0;
+	sc->topic[0] = '\0';
+	sc->n = 0;
+	while (p < end) {
+		if (get_varint(&p, end, &tag) != 0)
+			return -1;
+		if (tag == ((3 << 3) | 2)) {		/* topic */
+			if (get_bytes(&p, end, &d, &n) != 0 ||
+			    copy_str(sc->topic, sizeof(sc->topic), d, n) != 0)
+				return -1;
+		} else if (tag == ((23 << 3) | 0)) {	/* disposition */
+			if (get_varint(&p, end, &v) != 0)
+				return -1;
+			sc->disposition = (int)v;
+		} else if (tag == ((27 << 3) | 2)) {	/* topics: TopicSeq */
+			if (get_bytes(&p, end, &q, &tn) != 0 || sc->n >= SCAN_TOPICS)
+				return -1;
+			qend = q + tn;
+			name[0] = '\0';
+			ts = 0;
+			have = 0;
+			while (q < qend) {
+				if (get_varint(&q, qend, &tag) != 0)
+					return -1;
+				if (tag == ((1 << 3) | 2)) {
+					if (get_bytes(&q, qend, &d, &n) != 0 ||
+					    copy_str(name, sizeof(name), d, n) != 0)
+						return -1;
+					have = 1;
+				} else if (tag == ((2 << 3) | 0)) {
+					if (get_varint(&q, qend, &ts) != 0)
+						return -1;
+				} else if (skip_field(&q, qend, (unsigned)(tag & 7)) != 0)
+					return -1;
+			}
+			if (!have)
+				return -1;
+			memcpy(sc->t[sc->n].topic, name, strlen(name) + 1);
+			sc->t[sc->n++].ts = ts;
+		} else if (skip_field(&p, end, (unsigned)(tag & 7)) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The fallback: the same from an unpacked record. */
+static int
+scan_unpacked(const void *data, size_t len, struct scan *sc)
+{
+	Vmingest__Record *rec;
+	size_t	 i;
+	int	 rc = 0;
+
+	if ((rec = record_unpack(data, len)) == NULL)
+		return -1;
+	sc->disposition = rec->disposition;
+	snprintf(sc->topic, sizeof(sc->topic), "%s", rec->topic);
+	sc->n = 0;
+	for (i = 0; i < rec->n_topics && rc == 0; i++) {
+		if (sc->n >= SCAN_TOPICS ||
+		    strlen(rec->topics[i]->topic) >= sizeof(sc->t[0].topic)) {
+			rc = -1;	/* XXX records with > 64 topics are not replayed */
+			break;
+		}
+		snprintf(sc->t[sc->n].topic, sizeof(sc->t[0].topic), "%s",
+		    rec->topics[i]->topic);
+		sc->t[sc->n++].ts = rec->topics[i]->topic_seq;
+	}
+	record_free(rec);
+	return rc;
+}
+
 /* Which topic (and topic_seq) a record goes out on, or NULL if it does not match. */
 static const char *
-record_match(const struct stream *s, const Vmingest__Record *rec, uint64_t *ts)
+record_match(const struct stream *s, const struct scan *sc, uint64_t *ts)
 {
 	size_t	 i, j;
 
 	if (s->quarantined_only) {
-		if (rec->disposition != VMINGEST__DISPOSITION__QUARANTINED ||
-		    !prefix_match(s, rec->topic))
+		if (sc->disposition != VMINGEST__DISPOSITION__QUARANTINED ||
+		    !prefix_match(s, sc->topic))
 			return NULL;
 		*ts = 0;
-		return rec->topic;
+		return sc->topic;
 	}
-	for (i = 0; i < rec->n_topics; i++) {
-		const Vmingest__TopicSeq *t = rec->topics[i];
-
-		if (!prefix_match(s, t->topic))
+	for (i = 0; i < sc->n; i++) {
+		if (!prefix_match(s, sc->t[i].topic))
 			continue;
 		for (j = 0; j < s->n_from; j++)
-			if (!strcmp(s->from[j].topic, t->topic))
+			if (!strcmp(s->from[j].topic, sc->t[i].topic))
 				break;
-		if (j < s->n_from && t->topic_seq < s->from[j].ts)
+		if (j < s->n_from && sc->t[i].ts < s->from[j].ts)
 			continue;
-		*ts = t->topic_seq;
-		return t->topic;
+		*ts = sc->t[i].ts;
+		return sc->t[i].topic;
 	}
 	return NULL;
 }
@@ -337,7 +494,7 @@ serve_batch(struct replay *rp, struct stream *s)
 {
 	Vmingest__Envelope env = VMINGEST__ENVELOPE__INIT;
 	struct store_cursor *c = NULL;
-	Vmingest__Record *rec;
+	struct scan *sc = rp->scan;
 	const void *data;
 	const char *topic;
 	size_t	 len, bytes = 0, scanned = 0, scan_max;
@@ -373,16 +530,16 @@ serve_batch(struct replay *rp, struct stream *s)
 			break;
 		}
 		scanned++;
-		if ((rec = record_unpack(data, len)) == NULL) {
+		if (scan_record(data, len, sc) != 0 &&
+		    scan_unpacked(data, len, sc) != 0) {
 			log_warnx("replay: seq=%llu: stored record does not unpack, "
 			    "skipped", (unsigned long long)seq);
 			s->next_seq = seq + 1;
 			continue;
 		}
-		if ((topic = record_match(s, rec, &ts)) != NULL) {
+		if ((topic = record_match(s, sc, &ts)) != NULL) {
 			rc = send_record(rp, s, seq, topic, ts, data, len);
 			if (rc != 0) {
-				record_free(rec);
 				gone = rc < 0;
 				break;	/* HWM: retry this seq later */
 			}
@@ -393,7 +550,6 @@ serve_batch(struct replay *rp, struct stream *s)
 			if (s->remaining != UINT64_MAX && --s->remaining == 0)
 				end = END_MAX;
 		}
-		record_free(rec);
 		s->next_seq = seq + 1;
 	}
 	store_cursor_close(c);
@@ -719,7 +875,8 @@ replay_start(struct replay **out, void *ctx, const struct config *cf,
 	int	 one = 1, zero = 0, linger = 0, rc;
 
 	*out = NULL;
-	if ((rp = calloc(1, sizeof(*rp))) == NULL)
+	if ((rp = calloc(1, sizeof(*rp))) == NULL ||
+	    (rp->scan = calloc(1, sizeof(*rp->scan))) == NULL)
 		log_fatal("calloc");
 	rp->cf = cf;
 	rp->st = st;
@@ -780,6 +937,7 @@ replay_stop(struct replay *rp)
 	}
 	store_rend(rp->r);
 	pthread_mutex_destroy(&rp->mu);
+	free(rp->scan);
 	free(rp);
 }
 
