@@ -520,3 +520,40 @@ def test_quarantined_not_published_but_replayable(make_daemon, pb):
         got.append(env.seq)
     s.close()
     assert got == [2]
+
+
+MULTI_RULES = """require ["fileinto", "copy"];
+if header :contains "subject" "odd" {
+    fileinto :copy "rn.copy";
+}
+"""
+
+
+def test_record_on_two_topics_sent_per_topic_delivered_once(make_daemon, tmp_path, pb):
+    rules = tmp_path / "multi.sieve"
+    rules.write_text(MULTI_RULES)
+    d = make_daemon(queues={"default": {"topic": "rn.main", "rules": str(rules)}},
+                    extra={"publish": {"heartbeat_ms": "100"}}).start()
+    raw = python_sub(d, prefixes=(b"rn.",))
+    wait_heartbeat(raw, pb)
+    lib = Sub(d, "--topic", "rn.", "--from-start", "--count", "10")
+    for i in range(10):
+        d.maildir().deliver(message(i, subject="%s %d" % ("odd" if i % 2 else "even", i)))
+    d.wait_records(10)
+    rc, st = lib.finish(60)
+    assert rc == 0, lib.err
+    assert lib.seqs() == list(range(1, 11))       # once each
+    frames = []
+    deadline = time.monotonic() + 30
+    while len(frames) < 15 and time.monotonic() < deadline:
+        if raw.poll(200):
+            f = raw.recv_multipart()
+            env = pb.Envelope.FromString(f[1])
+            if env.kind == pb.Envelope.RECORD:
+                frames.append((env.seq, f[0].decode(), env.topic_seq))
+    raw.close()
+    # the 5 odd records went out twice, once per topic, each with its topic_seq
+    assert len(frames) == 15
+    assert [ts for s, t, ts in frames if t == "rn.main"] == list(range(1, 11))
+    assert [ts for s, t, ts in frames if t == "rn.copy"] == list(range(1, 6))
+    assert sorted({s for s, t, ts in frames if t == "rn.copy"}) == [2, 4, 6, 8, 10]
