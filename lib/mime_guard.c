@@ -1,7 +1,8 @@
 /*
  * mime_guard.c - keep hostile header fields away from GMime's weak spots.
  *
- *   mime_guard_addr_scan   find address fields GMime cannot parse safely
+ *   mime_guard_scan        find address fields GMime cannot parse safely,
+ *                          count lines and boundary-like lines
  *   mime_guard_neutralize  rename them in a private copy
  *
  * See mime_guard.h for the GMime behaviour this defends against.  A line
@@ -46,21 +47,30 @@ addr_name(const char *p, size_t len)
 	return 0;
 }
 
-size_t
-mime_guard_addr_scan(const char *p, size_t len, size_t max_sep,
-    struct mime_guard_hit **hits)
+void
+mime_guard_scan(const char *p, size_t len, size_t max_sep, size_t max_dash,
+    struct mime_guard *g)
 {
 	const char *nl;
-	size_t	 off = 0, end, i, sep, nhits = 0, name;
+	size_t	 off = 0, end, i, sep, name, dashes = 0;
 	struct mime_guard_hit *h = NULL;
 
-	*hits = NULL;
+	memset(g, 0, sizeof(*g));
+	g->dash_cut = len;
 	while (off < len) {
 		nl = memchr(p + off, '\n', len - off);
 		end = nl != NULL ? (size_t)(nl - p) + 1 : len;
-		/* cheap first-byte filter: f s r t c b */
-		switch (p[off] | 0x20) {
+		g->lines++;
+		/* cheap first-byte filter: - f s r t c b */
+		switch (p[off]) {
+		case '-':
+			if (end - off >= 2 && p[off + 1] == '-' &&
+			    ++dashes > max_dash && g->dash_cut == len)
+				g->dash_cut = off;
+			off = end;
+			continue;
 		case 'f': case 's': case 'r': case 't': case 'c': case 'b':
+		case 'F': case 'S': case 'R': case 'T': case 'C': case 'B':
 			break;
 		default:
 			off = end;
@@ -84,19 +94,22 @@ mime_guard_addr_scan(const char *p, size_t len, size_t max_sep,
 		}
 		end = i < len ? i + 1 : len;
 		if (sep > max_sep) {
-			h = realloc(h, (nhits + 1) * sizeof(*h));
+			h = realloc(h, (g->nhits + 1) * sizeof(*h));
 			if (h == NULL)
 				log_fatal("realloc");
-			h[nhits].offset = off;
-			h[nhits].name_len = name;
-			h[nhits].separators = sep;
-			h[nhits].bytes = end - off;
-			nhits++;
+			h[g->nhits].offset = off;
+			h[g->nhits].name_len = name;
+			h[g->nhits].separators = sep;
+			h[g->nhits].bytes = end - off;
+			g->nhits++;
 		}
+		/* folded lines were passed over: count them too */
+		for (i = off; i < end; i++)
+			if (p[i] == '\n' && i + 1 < end)
+				g->lines++;
 		off = end;
 	}
-	*hits = h;
-	return nhits;
+	g->hits = h;
 }
 
 void

@@ -1,8 +1,9 @@
 /*
  * mime_guard.h - keep hostile header fields away from GMime's weak spots.
  *
- *   mime_guard_addr_scan   find address fields (From, To, Cc, ...) that
- *                          GMime 3.2 cannot parse safely
+ *   mime_guard_scan        find address fields (From, To, Cc, ...) that
+ *                          GMime 3.2 cannot parse safely, count lines and
+ *                          boundary-like lines
  *   mime_guard_neutralize  rename those fields in a private copy so that
  *                          GMime does not parse them as addresses
  *
@@ -13,7 +14,12 @@
  * parts, while g_mime_parser_construct_message() runs, so the guard scans
  * every line of the message, not just the top header block.
  *
- * OWNERSHIP: *hits is malloc'd, the caller frees it.
+ * GMime also builds an object for every part it finds whatever our
+ * part_count: a 7 MB message of "--x\n\na\n" made it allocate 1.3 GB.
+ * Every part starts at a line beginning "--", so counting those lines
+ * bounds what GMime may build.
+ *
+ * OWNERSHIP: g->hits is malloc'd, the caller frees it.
  * THREADS: no state.
  * SECURITY: linear in the input; the input is hostile.
  */
@@ -33,13 +39,21 @@ struct mime_guard_hit {
 	size_t	 bytes;		/* of the whole field, folded lines included */
 };
 
+struct mime_guard {
+	struct mime_guard_hit *hits;	/* malloc'd or NULL; caller frees */
+	size_t	 nhits;
+	size_t	 lines;		/* lines in the buffer */
+	size_t	 dash_cut;	/* offset of the line that made more than
+				   max_dash lines starting "--", or len */
+};
+
 /*
- * Scan len bytes at p for address fields with more than max_sep
- * separators.  Returns the number of hits; *hits (malloc'd, or NULL when
- * there are none) lists them in order.
+ * One pass over len bytes at p: address fields with more than max_sep
+ * separators (hits, in order), the line count, and where the lines that
+ * start with "--" (boundary candidates) first exceed max_dash.
  */
-size_t	mime_guard_addr_scan(const char *p, size_t len, size_t max_sep,
-	    struct mime_guard_hit **hits);
+void	mime_guard_scan(const char *p, size_t len, size_t max_sep,
+	    size_t max_dash, struct mime_guard *g);
 
 /* Rename each hit in buf (a copy of what was scanned): first byte of the
  * name becomes 'X', so "To:" reads "Xo:" to GMime. */

@@ -221,34 +221,47 @@ on_gmime_warning(gint64 offset, GMimeParserWarning code, const gchar *item,
 }
 
 /*
- * Address fields GMime cannot parse safely (mime_guard.h): when buf has
- * any, rename them in buf (which must be writable) or in a malloc'd copy
- * returned in *copy; warn and quarantine.  Returns the hits (caller
- * frees) and their count in *nhits.
+ * Run mime_guard over buf: rename the address fields GMime cannot parse
+ * safely, in buf when it is writable, else in a malloc'd copy returned
+ * in *copy; warn and quarantine.  g->hits stays for the caller to free.
  */
-static struct mime_guard_hit *
-guard_addresses(struct norm *n, const char *buf, char *writable, size_t len,
-    size_t base, char **copy, size_t *nhits)
+static void
+guard_buffer(struct norm *n, const char *buf, char *writable, size_t len,
+    size_t base, char **copy, struct mime_guard *g)
 {
-	struct mime_guard_hit *hits;
 	char	*dst = writable;
 
 	*copy = NULL;
-	*nhits = mime_guard_addr_scan(buf, len, MIME_GUARD_ADDR_SEPARATORS,
-	    &hits);
-	if (*nhits == 0)
-		return NULL;
+	mime_guard_scan(buf, len, MIME_GUARD_ADDR_SEPARATORS,
+	    4 * n->l->part_count + 64, g);
+	if (g->nhits == 0)
+		return;
 	if (dst == NULL) {
 		dst = *copy = xmalloc(len);
 		memcpy(dst, buf, len);
 	}
-	mime_guard_neutralize(dst, hits, *nhits);
+	mime_guard_neutralize(dst, g->hits, g->nhits);
 	quarantine(n, "address field with %zu separators at offset %zu "
-	    "(more than %d): not parsed as addresses", hits[0].separators,
-	    hits[0].offset + base, MIME_GUARD_ADDR_SEPARATORS);
-	if (*nhits > 1)
-		warn(n, "%zu address fields not parsed as addresses", *nhits);
-	return hits;
+	    "(more than %d): not parsed as addresses", g->hits[0].separators,
+	    g->hits[0].offset + base, MIME_GUARD_ADDR_SEPARATORS);
+	if (g->nhits > 1)
+		warn(n, "%zu address fields not parsed as addresses", g->nhits);
+}
+
+/*
+ * GMime sees only the bytes before the line that made more than
+ * 4 x part_count + 64 lines start with "--" (mime_guard.h).
+ */
+static size_t
+guard_parts(struct norm *n, const struct mime_guard *g, size_t len,
+    size_t base)
+{
+	if (g->dash_cut >= len)
+		return len;
+	quarantine(n, "part_count limit %zu: more than %zu lines start with "
+	    "\"--\", parsing stopped at offset %zu", n->l->part_count,
+	    4 * n->l->part_count + 64, g->dash_cut + base);
+	return g->dash_cut;
 }
 
 /*
@@ -272,20 +285,6 @@ on_header(GMimeParser *ps, const char *name, const char *value,
 	    "at offset %lld", n->hdr_budget - 1, (long long)offset);
 	g_mime_stream_set_bounds(n->stream, n->stream->bound_start,
 	    n->stream->position);
-}
-
-/* 1 if p holds at least want lines (a field is at least one line). */
-static int
-lines_reach(const char *p, size_t len, size_t want)
-{
-	const char *e = p + len, *nl;
-	size_t	 k = 0;
-
-	while (k < want && p < e && (nl = memchr(p, '\n', (size_t)(e - p))) != NULL) {
-		k++;
-		p = nl + 1;
-	}
-	return k >= want;
 }
 
 /*
@@ -711,8 +710,8 @@ static void
 walk_encoded_message(struct norm *n, Vmingest__Part *p, char *data,
     size_t len, unsigned depth)
 {
+	struct mime_guard g;
 	char	*copy;
-	size_t	 nhits;
 	GByteArray *arr;
 	GMimeStream *st;
 	GMimeParser *ps;
@@ -736,7 +735,9 @@ walk_encoded_message(struct norm *n, Vmingest__Part *p, char *data,
 		return;
 	}
 	n->reparsed += len;
-	free(guard_addresses(n, data, data, len, 0, &copy, &nhits));
+	guard_buffer(n, data, data, len, 0, &copy, &g);
+	free(g.hits);
+	len = guard_parts(n, &g, len, 0);
 	arr = g_byte_array_new_take((guint8 *)data, len);
 	st = g_mime_stream_mem_new_with_byte_array(arr);
 	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(st), FALSE);
@@ -1007,7 +1008,8 @@ normalize_message(const struct limits *l, const void *raw, size_t len,
 	struct norm n;
 	struct hscan hs;
 	const char *p = raw;
-	size_t	 plen = len, skip, ll;
+	size_t	 plen = len, skip, ll, glen;
+	struct mime_guard guard;
 	char	*guarded = NULL;
 	GByteArray *arr = NULL;
 	GMimeStream *stream = NULL;
@@ -1076,9 +1078,12 @@ normalize_message(const struct limits *l, const void *raw, size_t len,
 	 * GMime only reads from it.
 	 */
 	n.orig = p;
-	n.hits = guard_addresses(&n, p, NULL, plen, skip, &guarded, &n.nhits);
+	guard_buffer(&n, p, NULL, plen, skip, &guarded, &guard);
+	n.hits = guard.hits;
+	n.nhits = guard.nhits;
+	glen = guard_parts(&n, &guard, plen, skip);
 	arr = g_byte_array_new_take(guarded != NULL ? (guint8 *)guarded :
-	    (guint8 *)(uintptr_t)p, plen);
+	    (guint8 *)(uintptr_t)p, glen);
 	stream = g_mime_stream_mem_new_with_byte_array(arr);
 	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
 	parser = g_mime_parser_new_with_stream(stream);
@@ -1086,7 +1091,7 @@ normalize_message(const struct limits *l, const void *raw, size_t len,
 	n.stream = stream;
 	n.hdr_budget = l->header_count + 16 * l->part_count + 1;
 	/* the callback costs a g_regex_match per field: only when needed */
-	if (lines_reach(p, plen, n.hdr_budget))
+	if (guard.lines >= n.hdr_budget)
 		g_mime_parser_set_header_regex(parser, "^", on_header, &n);
 	n.opts = g_mime_parser_options_new();
 	g_mime_parser_options_set_warning_callback(n.opts, on_gmime_warning, &n);

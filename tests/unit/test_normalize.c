@@ -373,6 +373,11 @@ static void lim_budget(struct limits *l) { l->header_count = 4; l->part_count = 
 #define F10 "a: 1\na: 2\na: 3\na: 4\na: 5\na: 6\na: 7\na: 8\na: 9\na: 0\n"
 #define F100 F10 F10 F10 F10 F10 F10 F10 F10 F10 F10
 
+/* 100 empty parts: 101 lines start with "--" */
+#define P10 "--x\n\na\n--x\n\na\n--x\n\na\n--x\n\na\n--x\n\na\n" \
+	"--x\n\na\n--x\n\na\n--x\n\na\n--x\n\na\n--x\n\na\n"
+#define P100 P10 P10 P10 P10 P10 P10 P10 P10 P10 P10
+
 /* 50000 colons: GMime 3.2 recurses per ':' and overflows an 8 MB stack */
 #define C10 "a:a:a:a:a:a:a:a:a:a:"
 #define C100 C10 C10 C10 C10 C10 C10 C10 C10 C10 C10
@@ -789,6 +794,10 @@ static const struct tcase cases[] = {
 	    "Content-Type: message/rfc822\n\nFrom: b@example.org\nCc: " C50000
 	    "\n\ninner\n", 0, NULL, 1, NULL, "not parsed as addresses", NULL,
 	    chk_guard_inner },
+	{ "part_flood_cut", "From: a@b\nContent-Type: multipart/mixed; "
+	    "boundary=x\n\n" P100 "--x--\n", 0, lim_parts, 1,
+	    "part_count limit 2: more than 72 lines start with \"--\"", NULL,
+	    NULL, chk_parts },
 	{ "ims_calls", HDR "Content-Type: multipart/mixed; boundary=a\n\n"
 	    "--a\nContent-Type: text/plain\n\none\n"
 	    "--a\nContent-Type: message/rfc822\n\nFrom: c@example.org\n\ninner\n"
