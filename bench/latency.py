@@ -94,6 +94,25 @@ def proc_status(pid):
     return out
 
 
+def sched(pid):
+    """Sum over the daemon's threads of /proc/PID/task/*/schedstat:
+    (seconds on a CPU, seconds runnable but waiting for a CPU).  The wait
+    shows how much a loaded machine, not the daemon, adds to a latency."""
+    run = wait = 0
+    try:
+        for t in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                    v = f.read().split()
+                run += int(v[0])
+                wait += int(v[1])
+            except OSError:
+                pass
+    except OSError:
+        return None, None
+    return run / 1e9, wait / 1e9
+
+
 class PeakRss:
     """Peak RssAnon / RssFile over samples (VmHWM has no such split)."""
     def __init__(self):
@@ -164,6 +183,7 @@ def do_drain(a):
         time.sleep(POLL_S)
     t1 = time.monotonic()
     hwm = vmhwm_kb(proc.pid) if proc.poll() is None else -1
+    cpu_s, wait_s = sched(proc.pid) if proc.poll() is None else (None, None)
     ms = metrics_summary(http) if proc.poll() is None else None
     # perf record passes SIGINT on to the daemon as SIGTERM
     rc = stop(proc, sig=signal.SIGINT if a.perf else signal.SIGTERM)
@@ -176,6 +196,8 @@ def do_drain(a):
            "mib_per_s": round(total / secs / 1048576.0, 2),
            "vmhwm_kib": hwm, "peak_rss_anon_kib": peak.anon,
            "peak_rss_file_kib": peak.file, "exit": rc, "metrics": ms,
+           "cpu_s": cpu_s, "runq_wait_s": wait_s,
+           "cpu_ms_per_msg": round(cpu_s * 1e3 / len(names), 4) if cpu_s else None,
            "last_seq": st.get("last_seq"), "records": st.get("records"),
            "dispositions": st.get("dispositions")}
     res["ok"] = bool(ok and rc == 0 and st.get("last_seq") == len(names)
@@ -305,6 +327,7 @@ def do_rate(a):
         time.sleep(POLL_S)
     mp99 = metrics_summary(http)
     hwm = vmhwm_kb(proc.pid) if proc.poll() is None else -1
+    cpu_s, wait_s = sched(proc.pid) if proc.poll() is None else (None, None)
     rc = stop(proc)
     th.join(timeout=10)
     logf.close()
@@ -318,6 +341,8 @@ def do_rate(a):
            "p99_ms": round(pct(lat, 0.99) * 1e3, 3) if lat else None,
            "max_ms": round(max(lat) * 1e3, 3) if lat else None,
            "metrics": mp99, "vmhwm_kib": hwm, "exit": rc,
+           "cpu_s": cpu_s, "runq_wait_s": wait_s,
+           "loadavg": open("/proc/loadavg").read().split()[:3],
            "last_seq": st.get("last_seq"), "records": st.get("records")}
     res["ok"] = bool(len(lat) == len(names) and rc == 0
                      and st.get("records") == len(names))
