@@ -275,10 +275,10 @@ send_end(struct replay *rp, const struct stream *s, uint64_t covered)
  * What the scan needs of a stored record: its disposition, primary topic
  * and topics with their topic_seq.  Read straight off the protobuf wire
  * format (scan_record) instead of unpacking the whole record, which would
- * allocate every header and part; a record the scanner cannot read (or
- * one with more than SCAN_TOPICS topics) is unpacked with protobuf-c.
+ * allocate every header and part; a record the scanner cannot read is
+ * unpacked with protobuf-c.  One scratch struct scan per replay thread.
  */
-#define SCAN_TOPICS	64
+#define SCAN_TOPICS	10240	/* > [rules] actions at its maximum, + keep */
 
 struct scan {
 	int	 disposition;
@@ -418,7 +418,7 @@ scan_unpacked(const void *data, size_t len, struct scan *sc)
 	for (i = 0; i < rec->n_topics && rc == 0; i++) {
 		if (sc->n >= SCAN_TOPICS ||
 		    strlen(rec->topics[i]->topic) >= sizeof(sc->t[0].topic)) {
-			rc = -1;	/* XXX records with > 64 topics are not replayed */
+			rc = -1;	/* cannot happen: rules cap the topics lower */
 			break;
 		}
 		snprintf(sc->t[sc->n].topic, sizeof(sc->t[0].topic), "%s",
