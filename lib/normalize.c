@@ -4,11 +4,12 @@
  *   normalize_init      g_mime_init() and mime_text_init(), once (pthread_once)
  *   normalize_message   parse one message into a record (see normalize.h)
  *
- * Steps: sha256 and size of the raw bytes; a cheap pre-scan of the top
- * header block (count, size, lines without a colon, 8-bit bytes) that
- * enforces header_count and header_bytes; GMime parses the (at most
- * message_bytes) bytes from memory without copying them; then the
- * envelope fields, every header with its raw value, and the MIME tree.
+ * Steps: sha256 (OpenSSL) and size of the raw bytes; a cheap pre-scan of
+ * the top header block (count, size, lines without a colon, 8-bit bytes)
+ * that enforces header_count and header_bytes; mime_guard's one pass
+ * over all lines (see GUARDS); GMime parses the (at most message_bytes)
+ * bytes from memory without copying them; then the envelope fields,
+ * every header with its raw value, and the MIME tree.
  *
  * PART PATHS follow IMAP (RFC 3501 section 6.4.5).  A message whose body
  * is not multipart has one entity, path "1".  When the body is
@@ -39,6 +40,17 @@
  * any but text_bytes quarantines the record with a reason naming the
  * limit; the first reason is kept and each further breach is a warning.
  *
+ * GUARDS against GMime 3.2 on hostile input (each found by measuring,
+ * each quarantines): address fields with more than 1000 ',' or ':' are
+ * renamed before GMime sees them (its parser recurses per ':' and
+ * overflowed the stack on a 100 KB To:); GMime sees only the bytes
+ * before the line that makes more than 4 x part_count + 64 lines start
+ * with "--" (it builds every part it finds); and after header_count +
+ * 16 x part_count header fields in all entities its input is ended (it
+ * keeps every field).  A message/rfc822 part sent base64 or QP (which
+ * GMime leaves a leaf) is decoded and parsed as a message, within
+ * mime_depth and a message_bytes budget for all such re-parses.
+ *
  * Error policy: nothing in a message makes this fail; a deviation is a
  * warning on the record, a breach a quarantine.  Input without header
  * fields ("no header fields", "empty message") is quarantined and its
@@ -52,7 +64,8 @@
  * thread-safe after init.  The default parser options are never touched.
  *
  * SECURITY: the input is hostile mail from anywhere.  It is never
- * written to; GMime reads it through a non-owning memory stream.  Every
+ * written to; GMime reads it through a non-owning memory stream (or a
+ * private copy when mime_guard renamed fields).  Every
  * loop is bounded by the input size or a struct limits value, recursion
  * by mime_depth, and warnings by limits->warnings (record_warn).  Bytes
  * from the message are only put into warnings escaped (log_escape).
@@ -387,6 +400,13 @@ dup_utf8(const char *s, size_t len)
 	return d;
 }
 
+/* A field value from the message, escaped and cut for a warning. */
+static const char *
+esc_field(char *buf, size_t bufsz, const char *s)
+{
+	return log_escape(buf, bufsz, s, strnlen(s, 40));
+}
+
 /* Strip blanks and one pair of angle brackets, return a record string. */
 static char *
 strip_angle(const char *s)
@@ -711,7 +731,7 @@ walk_encoded_message(struct norm *n, Vmingest__Part *p, char *data,
     size_t len, unsigned depth)
 {
 	struct mime_guard g;
-	char	*copy;
+	char	*copy, esc[176];
 	GByteArray *arr;
 	GMimeStream *st;
 	GMimeParser *ps;
@@ -721,7 +741,7 @@ walk_encoded_message(struct norm *n, Vmingest__Part *p, char *data,
 		return;
 	p->is_message = 1;
 	warn(n, "part %s: message/rfc822 with transfer encoding %s",
-	    p->path, p->transfer_encoding);
+	    p->path, esc_field(esc, sizeof(esc), p->transfer_encoding));
 	/*
 	 * Each level holds its decoded copy while the next is parsed, and
 	 * quoted-printable nests without shrinking: all re-parsed levels
@@ -763,7 +783,7 @@ walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text,
 	struct mime_buf dec;
 	const char *cs, *te;
 	const char *u;
-	char	*conv;
+	char	*conv, esc[176];
 	size_t	 esz, ulen, keep;
 	int	 dflags, cflags, want_ims;
 
@@ -775,8 +795,9 @@ walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text,
 		p->transfer_encoding = lower_dup(te);
 		if (g_mime_part_get_content_encoding(gp) ==
 		    GMIME_CONTENT_ENCODING_DEFAULT)
-			warn(n, "part %s: unknown transfer encoding \"%.40s\"",
-			    p->path, p->transfer_encoding);
+			warn(n, "part %s: unknown transfer encoding \"%s\"",
+			    p->path, esc_field(esc, sizeof(esc),
+			    p->transfer_encoding));
 	} else
 		p->transfer_encoding = rec_strdup("7bit");
 
@@ -807,8 +828,8 @@ walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text,
 	conv = mime_to_utf8(cs, dec.data, dec.len, &ulen, &cflags);
 	u = conv != NULL ? conv : dec.data;
 	if (cflags & MIME_CS_UNKNOWN)
-		warn(n, "part %s: unknown charset \"%.40s\", read as UTF-8",
-		    p->path, p->charset);
+		warn(n, "part %s: unknown charset \"%s\", read as UTF-8",
+		    p->path, esc_field(esc, sizeof(esc), p->charset));
 	if (cflags & MIME_CS_REPLACED)
 		warn(n, "part %s: invalid %s replaced with U+FFFD", p->path,
 		    (cs == NULL || (cflags & MIME_CS_UNKNOWN)) ? "UTF-8" :
