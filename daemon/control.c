@@ -68,6 +68,7 @@ struct client {
 	int		 fd;		/* -1 once closed */
 	char		*in;
 	size_t		 inlen;
+	int		 skipping;	/* dropping the rest of an over-long line */
 	/* the running job */
 	uint64_t	*seqs;
 	size_t		 nseqs, next;
@@ -506,9 +507,9 @@ static void
 on_client(int fd, void *arg)
 {
 	struct client *c = arg;
-	char	 buf[65536], *nl;
+	char	 buf[65536], *nl, *p;
 	ssize_t	 k;
-	size_t	 used;
+	size_t	 n, seg;
 
 	for (;;) {
 		k = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
@@ -524,23 +525,32 @@ on_client(int fd, void *arg)
 			client_free(c);
 			return;
 		}
-		if (c->inlen + (size_t)k > CONTROL_REQ_MAX + 1) {
-			bad_request(c, "request line too long");
-			client_flush(c);
-			client_free(c);
-			return;
-		}
-		if ((c->in = realloc(c->in, c->inlen + (size_t)k)) == NULL)
-			log_fatal("realloc");
-		memcpy(c->in + c->inlen, buf, (size_t)k);
-		c->inlen += (size_t)k;
-		/* every complete line is one request */
-		while (c->inlen > 0 &&
-		    (nl = memchr(c->in, '\n', c->inlen)) != NULL) {
-			used = (size_t)(nl - c->in) + 1;
-			handle_request(c, c->in, used - 1);
-			memmove(c->in, c->in + used, c->inlen - used);
-			c->inlen -= used;
+		/* split into lines; every complete line is one request */
+		for (p = buf, n = (size_t)k; n > 0; ) {
+			nl = memchr(p, '\n', n);
+			seg = nl != NULL ? (size_t)(nl - p) : n;
+			if (c->skipping) {
+				/* the rest of an over-long line: drop it */
+				if (nl != NULL)
+					c->skipping = 0;
+			} else if (c->inlen + seg > CONTROL_REQ_MAX) {
+				bad_request(c, "request line too long");
+				c->inlen = 0;
+				c->skipping = nl == NULL;
+			} else {
+				if ((c->in = realloc(c->in, c->inlen + seg + 1)) == NULL)
+					log_fatal("realloc");
+				memcpy(c->in + c->inlen, p, seg);
+				c->inlen += seg;
+				if (nl != NULL) {
+					handle_request(c, c->in, c->inlen);
+					c->inlen = 0;
+				}
+			}
+			if (nl == NULL)
+				break;
+			p = nl + 1;
+			n -= seg + 1;
 		}
 	}
 }

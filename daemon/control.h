@@ -19,7 +19,9 @@
  *             durably committed (it is then published as usual);
  *             {"seq":OLD,"error":"why"} when a seq cannot be reprocessed;
  *             finally {"done":true,"count":N,"errors":E,"changed":C}.
- *             A bad request gets {"done":true,"error":"why"}.
+ *             A bad request gets {"done":true,"error":"why"}; so does a
+ *             line over CONTROL_REQ_MAX, whose rest is dropped up to its
+ *             newline.  The connection stays usable either way.
  *   Closing the connection cancels what was not yet handed to the loop.
  *
  * THREADS: everything runs on the main loop thread (ingest_add_fd and

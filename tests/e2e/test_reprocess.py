@@ -207,3 +207,37 @@ def test_large_reprocess_interleaves_with_ingest(make_daemon):
     stored = {x["maildir_name"] for x in recs if not x["reprocessed_from"]}
     assert set(names) <= stored
     assert d.maildir().new_files() == []
+
+
+def test_control_socket_protocol(daemon):
+    """Bad requests get an error line and the connection stays usable; the
+    socket is 0660."""
+    import socket
+    import stat
+    path = os.path.join(daemon.state, "control.sock")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    f = s.makefile("rb")
+
+    def ask(line):
+        s.sendall(line + b"\n")
+        return json.loads(f.readline())
+    assert ask(b"not json")["error"] == "request is not a JSON object"
+    assert "unknown op" in ask(b'{"op":"rm -rf"}')["error"]
+    assert "seqs" in ask(b'{"op":"reprocess","seqs":"1"}')["error"]
+    assert "positive" in ask(b'{"op":"reprocess","seqs":[0]}')["error"]
+    assert "dry_run" in ask(b'{"op":"reprocess","seqs":[1],"dry_run":1}')["error"]
+    big = json.dumps({"op": "reprocess", "seqs": list(range(1, 70000))}).encode()
+    assert "at most" in ask(big)["error"]
+    assert ask(b'{"op":"ping"}') == {"done": True, "ok": True}
+    r = ask(b'{"op":"reprocess","seqs":[]}')
+    assert r == {"done": True, "count": 0, "errors": 0, "changed": 0}
+    # a line over the limit: one error line, the rest of it is dropped,
+    # the next line is served
+    s.sendall(b"x" * (1 << 20) + b"y" * 70000)
+    assert "too long" in json.loads(f.readline())["error"]
+    assert ask(b'yyy\n{"op":"ping"}') == {"done": True, "ok": True}
+    s.close()
+    assert daemon.alive()
