@@ -9,14 +9,19 @@
 #
 # Stores are built with bench/mkstore (through lib/store.h, not the daemon)
 # in $BENCH_WORK (default BUILD_DIR/bench/work) and kept for the next run;
-# `rm -rf` it to rebuild.  Nothing here asserts: it measures and prints.
+# `rm -rf` it to rebuild (a store whose size differs is rebuilt too).
+# BENCH_QUICK=1: 2000 x 32 KiB and 100,000 records.  Nothing here asserts:
+# it measures and prints.
 set -e
 B=$(cd "${1:?usage: replay.sh BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=${BENCH_WORK:-$B/bench/work}
-RN=${REPLAY_N:-20000}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+	RN=${REPLAY_N:-2000}; SN=${SINCE_N:-100000}
+else
+	RN=${REPLAY_N:-20000}; SN=${SINCE_N:-1000000}
+fi
 RS=${REPLAY_SIZE:-32768}
-SN=${SINCE_N:-1000000}
 VMI=$B/vmingest
 PY=${PYTHON:-/usr/bin/python3}
 
@@ -24,13 +29,14 @@ PY=${PYTHON:-/usr/bin/python3}
 mkdir -p "$W"
 
 build() {	# dir n size step_us
-	if [ ! -f "$1/built" ]; then
+	if [ ! -f "$1/built" ] || [ "$(cat "$1/n" 2>/dev/null)" != "$2 $3" ]; then
 		rm -rf "$1"
 		t0=$(date +%s.%N)
 		"$B/bench/mkstore" "$1" "$2" --size "$3" --step-us "$4" --batch 5000 \
 		    --map $((64 << 30)) >/dev/null
 		t1=$(date +%s.%N)
 		echo "$t0 $t1" | awk '{ printf "%.1f\n", $2 - $1 }' >"$1/built"
+		echo "$2 $3" >"$1/n"
 	fi
 }
 
