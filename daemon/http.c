@@ -9,7 +9,8 @@
  *              else 503 saying how long ago it last ticked
  *   /readyz    200 when every readiness check passes, else 503; the JSON
  *              body lists each failing check and why (metrics_ready)
- *   /metrics   Prometheus text format 0.0.4
+ *   /metrics   Prometheus text format 0.0.4 (rendered at most every
+ *              METRICS_FRESH_US = 0.1 s; in between the same body is sent)
  *   /status    JSON for people and `vmingest status`
  *
  * Threads: MHD runs one internal polling thread (MHD_USE_AUTO picks
@@ -57,6 +58,8 @@
 
 #define LOG_BURST	20
 #define LOG_WINDOW_S	60
+/* A /metrics body is rendered at most this often (see serve_metrics). */
+#define METRICS_FRESH_US	100000
 /* MHD builds response headers in the same pool as the request. */
 #define POOL_EXTRA	4096
 
@@ -66,15 +69,25 @@ static const unsigned code_num[C_N] = { 200, 404, 405, 413, 500, 503 };
 struct http {
 	struct MHD_Daemon *d;
 	struct publisher *pub;
-	pthread_mutex_t	 mu;		/* snap and buf */
+	pthread_mutex_t	 mu;		/* snap, buf, rendered_us */
 	struct stats	 snap;
-	struct mbuf	 buf;
+	struct mbuf	 buf;		/* the last /metrics body */
+	int64_t		 rendered_us;	/* when (CLOCK_MONOTONIC) */
 	atomic_ullong	 requests[C_N];
 	/* MHD logger rate limit (MHD thread only) */
 	time_t		 log_window;
 	unsigned	 log_lines;
 	unsigned long	 log_dropped;
 };
+
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static int64_t
 now_us(void)
@@ -184,29 +197,37 @@ topic_cmp(const void *a, const void *b)
 	    ((const struct publisher_topic_stat *)b)->topic);
 }
 
-/* /readyz, /status and /metrics: snapshot, publisher figures, answer. */
+/* Snapshot of g_stats and the publisher's figures, under h->mu. */
+static void
+take_figures(struct http *h, struct publisher_stats *ps)
+{
+	memset(ps, 0, sizeof(*ps));
+	metrics_snapshot(&h->snap);
+	if (h->pub != NULL)
+		publisher_stats(h->pub, ps);
+	/* the publisher hands topics in hash order: sort for stable output */
+	if (ps->topics != NULL && ps->n_topics > 1)
+		qsort(ps->topics, ps->n_topics, sizeof(ps->topics[0]), topic_cmp);
+}
+
+/*
+ * /metrics.  A body younger than METRICS_FRESH_US is served again as it
+ * is: a scrape storm then costs a memcpy per request, not a render, and
+ * no figure is older than that (Prometheus scrapes every few seconds).
+ */
 static enum MHD_Result
-serve_stats(struct http *h, struct MHD_Connection *c, const char *url)
+serve_metrics(struct http *h, struct MHD_Connection *c)
 {
 	struct publisher_stats ps;
 	enum MHD_Result ret;
-	int64_t	 now;
+	int64_t	 mono = mono_us();
 	size_t	 i;
-	json_t	*j;
 
-	memset(&ps, 0, sizeof(ps));
 	pthread_mutex_lock(&h->mu);
-	metrics_snapshot(&h->snap);
-	if (h->pub != NULL)
-		publisher_stats(h->pub, &ps);
-	/* the publisher hands topics in hash order: sort for stable output */
-	if (ps.topics != NULL && ps.n_topics > 1)
-		qsort(ps.topics, ps.n_topics, sizeof(ps.topics[0]), topic_cmp);
-	now = now_us();
-
-	if (!strcmp(url, "/metrics")) {
+	if (h->buf.len == 0 || mono - h->rendered_us >= METRICS_FRESH_US) {
+		take_figures(h, &ps);
 		mbuf_reset(&h->buf);
-		if (metrics_render(&h->buf, &h->snap, &ps, now) == 0) {
+		if (metrics_render(&h->buf, &h->snap, &ps, now_us()) == 0) {
 			mbuf_printf(&h->buf, "# HELP vmingest_http_requests_total "
 			    "Requests answered by the status endpoint, by status "
 			    "code.\n# TYPE vmingest_http_requests_total counter\n");
@@ -216,13 +237,35 @@ serve_stats(struct http *h, struct MHD_Connection *c, const char *url)
 				    atomic_load_explicit(&h->requests[i],
 				    memory_order_relaxed));
 		}
+		free(ps.topics);
+		h->rendered_us = mono;
 		if (h->buf.overflow)
-			ret = reply_text(h, c, 500, C_500, "metrics too large\n");
-		else
-			ret = reply(h, c, 200, C_200,
-			    "text/plain; version=0.0.4; charset=utf-8",
-			    h->buf.p, h->buf.len);
-	} else if (!strcmp(url, "/readyz")) {
+			h->buf.len = 0;		/* never served from the cache */
+	}
+	if (h->buf.overflow)
+		ret = reply_text(h, c, 500, C_500, "metrics too large\n");
+	else
+		ret = reply(h, c, 200, C_200,
+		    "text/plain; version=0.0.4; charset=utf-8", h->buf.p,
+		    h->buf.len);
+	pthread_mutex_unlock(&h->mu);
+	return ret;
+}
+
+/* /readyz and /status: always from a fresh snapshot. */
+static enum MHD_Result
+serve_stats(struct http *h, struct MHD_Connection *c, const char *url)
+{
+	struct publisher_stats ps;
+	enum MHD_Result ret;
+	int64_t	 now;
+	json_t	*j;
+
+	pthread_mutex_lock(&h->mu);
+	take_figures(h, &ps);
+	now = now_us();
+
+	if (!strcmp(url, "/readyz")) {
 		j = metrics_ready_json(&h->snap, &ps, now);
 		ret = reply_json(h, c, j && json_is_true(json_object_get(j,
 		    "ready")) ? 200 : 503, j && json_is_true(json_object_get(j,
@@ -271,8 +314,9 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_NO;		/* a body nobody announced: close */
 	if (!strcmp(url, "/healthz"))
 		return serve_healthz(h, c);
-	if (!strcmp(url, "/readyz") || !strcmp(url, "/metrics") ||
-	    !strcmp(url, "/status"))
+	if (!strcmp(url, "/metrics"))
+		return serve_metrics(h, c);
+	if (!strcmp(url, "/readyz") || !strcmp(url, "/status"))
 		return serve_stats(h, c, url);
 	return reply_text(h, c, MHD_HTTP_NOT_FOUND, C_404,
 	    "not found: try /healthz /readyz /metrics /status\n");
