@@ -85,6 +85,7 @@ static const struct ckey ckeys[] = {
 	{ "rules", "string_bytes", C_SIZE, O(rules.string_bytes), "64K", 64, 64 * MB },
 	{ "rules", "regex_bytes", C_SIZE, O(rules.regex_bytes), "1K", 16, 1 * MB },
 	{ "rules", "match_bytes", C_SIZE, O(rules.match_bytes), "1M", 1 * KB, 1 * GB },
+	{ "rules", "regex_subject_bytes", C_SIZE, O(rules.regex_subject_bytes), "8K", 256, 1 * MB },
 
 	{ "http", "listen", C_STR, O(http.listen), "127.0.0.1:8425", 0, 0 },
 	{ "http", "max_connections", C_UINT, O(http.max_connections), "64", 1, 100000 },

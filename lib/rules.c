@@ -54,6 +54,8 @@
 
 int	sieve_ims_field(const char *s, size_t len);	/* sieve_parse.c */
 
+#define RULES_REGEX_SUBJECT_DEFAULT	(8u << 10)
+
 void
 rules_limits_default(struct rules_limits *l)
 {
@@ -63,6 +65,7 @@ rules_limits_default(struct rules_limits *l)
 	l->string_bytes = 64 << 10;
 	l->regex_bytes = 1024;
 	l->match_bytes = 1 << 20;
+	l->regex_subject_bytes = RULES_REGEX_SUBJECT_DEFAULT;
 }
 
 static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
@@ -339,9 +342,12 @@ struct key {
 	const regex_t *re;
 };
 
+#define MS_INLINE_KEYS	8
+
 struct mstate {
 	struct sv_ctx *cx;
 	const struct sv_test *t;
+	struct key inl[MS_INLINE_KEYS];
 	struct key *keys;
 	size_t	 nkeys;
 	regex_t	*rt_re;		/* run-time compiled regexes */
@@ -353,15 +359,19 @@ struct mstate {
 static int
 ms_begin(struct mstate *ms, struct sv_ctx *cx, const struct sv_test *t)
 {
-	struct key kbuf[1];
 	size_t	 i;
 
-	memset(ms, 0, sizeof(*ms));
-	(void)kbuf;
 	ms->cx = cx;
 	ms->t = t;
 	ms->nkeys = t->keys.n;
-	if ((ms->keys = arena_alloc(cx, (t->keys.n + 1) * sizeof(*ms->keys)))
+	ms->rt_re = NULL;
+	ms->nrt = 0;
+	ms->count = 0;
+	ms->matched = 0;
+	/* no allocation for the usual small literal key list */
+	if (t->keys.n <= MS_INLINE_KEYS)
+		ms->keys = ms->inl;
+	else if ((ms->keys = arena_alloc(cx, t->keys.n * sizeof(*ms->keys)))
 	    == NULL) {
 		rt_error(cx, t->line, t->col, "out of memory");
 		return -1;
@@ -435,6 +445,16 @@ ms_feed(struct mstate *ms, const char *v, size_t vlen)
 		    "match_bytes limit %zu", vlen, cx->r->lim.match_bytes);
 		return -1;
 	}
+	if (t->m.mtype == MT_REGEX) {
+		size_t	 max = cx->r->lim.regex_subject_bytes ?
+		    cx->r->lim.regex_subject_bytes : RULES_REGEX_SUBJECT_DEFAULT;
+
+		if (vlen > max) {
+			rt_error(cx, t->line, t->col, ":regex on a value of %zu "
+			    "bytes, over regex_subject_bytes limit %zu", vlen, max);
+			return -1;
+		}
+	}
 	for (i = 0; i < ms->nkeys; i++) {
 		int	 rc;
 
@@ -478,8 +498,18 @@ ms_result(struct mstate *ms)
 static int
 hdr_name_eq(const struct sv_hdr *h, const char *n, size_t nlen, uint32_t hash)
 {
-	return h->hash == hash && h->nlen == nlen &&
-	    strncasecmp(h->name, n, nlen) == 0;
+	size_t	 i;
+
+	if (h->hash != hash || h->nlen != nlen)
+		return 0;
+	for (i = 0; i < nlen; i++) {
+		unsigned char a = (unsigned char)h->name[i], b = (unsigned char)n[i];
+
+		if (a != b && ((a | 0x20) != (b | 0x20) || (a | 0x20) < 'a' ||
+		    (a | 0x20) > 'z'))
+			return 0;
+	}
+	return 1;
 }
 
 static int
@@ -495,22 +525,20 @@ name_of(struct sv_ctx *cx, const struct sv_test *t, size_t i, const char **p,
 }
 
 static int
-feed_addrs(struct mstate *ms, const char *v, size_t vlen, int apart)
+feed_addrs(struct mstate *ms, size_t hi, int apart)
 {
-	struct sv_val *a = NULL;
-	size_t	 n = 0, i;
-	char	*buf = NULL;
+	const struct sv_hdr *h = &ms->cx->msg.h[hi];
+	const struct sv_val *a;
+	size_t	 n, i;
 	int	 rc = 0;
 
-	if (sieve_addr_parse(v, vlen, &a, &n, 1000, &buf) == -1 && n == 0) {
-		free(a);
-		free(buf);
+	if (sieve_msg_addrs(&ms->cx->msg, hi, &a, &n) == -1) {
 		rt_error(ms->cx, ms->t->line, ms->t->col, "out of memory");
 		return -1;
 	}
 	if (n == 0 && apart == AP_ALL) {
 		/* no address list: the whole value, for :all only (Pigeonhole) */
-		const char *p = v, *e = v + vlen;
+		const char *p = h->val, *e = h->val + h->vlen;
 		char	*u;
 		size_t	 k = 0;
 
@@ -534,8 +562,6 @@ feed_addrs(struct mstate *ms, const char *v, size_t vlen, int apart)
 		if (p != NULL)
 			rc = ms_feed(ms, p, len);
 	}
-	free(a);
-	free(buf);
 	return rc;
 }
 
@@ -749,17 +775,20 @@ eval_match_test(struct sv_ctx *cx, const struct sv_test *t)
 				break;
 			}
 			for (j = 0; j < cx->msg.nh && rc == 0; j++) {
-				const struct sv_hdr *h = &cx->msg.h[j];
+				const struct sv_hdr *h;
 				const char *v;
 				size_t	 vlen;
 
+				if (cx->msg.hh[j] != hash)
+					continue;
+				h = &cx->msg.h[j];
 				if (!hdr_name_eq(h, n, nlen, hash))
 					continue;
 				if (t->kind == T_HEADER) {
 					sieve_msg_value(&cx->msg, j, &v, &vlen);
 					rc = ms_feed(&ms, v, vlen);
 				} else
-					rc = feed_addrs(&ms, h->val, h->vlen, t->apart);
+					rc = feed_addrs(&ms, j, t->apart);
 			}
 		}
 		break;

@@ -33,6 +33,10 @@ struct rules_limits {
 	size_t	string_bytes;	/* [rules] string_bytes, default 64 KiB */
 	size_t	regex_bytes;	/* [rules] regex_bytes: max pattern, default 1 KiB */
 	size_t	match_bytes;	/* [rules] match_bytes: max subject of a match, default 1 MiB */
+	/* added (issue 5): glibc regexec() is quadratic or worse on patterns
+	 * like "a.*x" (12 s on 64 KiB here), so :regex subjects get their
+	 * own, smaller bound.  0 means the default. */
+	size_t	regex_subject_bytes; /* [rules] regex_subject_bytes, default 8 KiB */
 };
 
 void	rules_limits_default(struct rules_limits *);

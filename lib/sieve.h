@@ -196,6 +196,10 @@ struct sv_hdr {
 	size_t	 declen;
 	char	*decbuf;	/* malloc'd when dec is not a slice of raw */
 	int	 have_dec;
+	int	 have_addrs;	/* address list parsed (cache) */
+	struct sv_val *addrs;	/* slices of addrbuf */
+	size_t	 naddrs;
+	char	*addrbuf;
 };
 
 struct sv_val {
@@ -211,6 +215,8 @@ struct sv_msg {
 	size_t	 body_off;
 	struct sv_hdr inl[SV_HDR_INLINE];
 	struct sv_hdr *h;
+	uint32_t hinl[SV_HDR_INLINE];
+	uint32_t *hh;		/* h[i].hash again, contiguous for the scan */
 	size_t	 nh, cap;
 	/* body parts for :text / :content, built on first use */
 	int	 have_parts;
@@ -226,6 +232,9 @@ void	sieve_msg_init(struct sv_msg *, const void *raw, size_t len);
 void	sieve_msg_free(struct sv_msg *);
 /* The decoded value of header i (cached). */
 void	sieve_msg_value(struct sv_msg *, size_t i, const char **p, size_t *len);
+/* The addr-specs of header i (cached); 0, or -1 out of memory. */
+int	sieve_msg_addrs(struct sv_msg *, size_t i, const struct sv_val **a,
+	    size_t *n);
 /* Append to *out (malloc'd array) the addr-specs found in an address
  * header value; at most max entries.  Slices point into buf, a malloc'd
  * copy the caller frees. */

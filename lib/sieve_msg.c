@@ -36,14 +36,26 @@ add_hdr(struct sv_msg *m, const char *name, size_t nlen, const char *val,
 
 	if (m->nh == m->cap) {
 		size_t	 ncap = m->cap * 2;
+		uint32_t *hh;
 
 		if (m->h == m->inl) {
 			if ((h = malloc(ncap * sizeof(*h))) == NULL)
 				return -1;
+			if ((hh = malloc(ncap * sizeof(*hh))) == NULL) {
+				free(h);
+				return -1;
+			}
 			memcpy(h, m->inl, m->nh * sizeof(*h));
-		} else if ((h = realloc(m->h, ncap * sizeof(*h))) == NULL)
-			return -1;
+			memcpy(hh, m->hinl, m->nh * sizeof(*hh));
+		} else {
+			if ((h = realloc(m->h, ncap * sizeof(*h))) == NULL)
+				return -1;
+			m->h = h;
+			if ((hh = realloc(m->hh, ncap * sizeof(*hh))) == NULL)
+				return -1;
+		}
 		m->h = h;
+		m->hh = hh;
 		m->cap = ncap;
 	}
 	h = &m->h[m->nh++];
@@ -52,10 +64,15 @@ add_hdr(struct sv_msg *m, const char *name, size_t nlen, const char *val,
 	h->val = val;
 	h->vlen = vlen;
 	h->hash = sieve_hash_lower(name, nlen);
+	m->hh[m->nh - 1] = h->hash;
 	h->dec = NULL;
 	h->declen = 0;
 	h->decbuf = NULL;
 	h->have_dec = 0;
+	h->have_addrs = 0;
+	h->addrs = NULL;
+	h->naddrs = 0;
+	h->addrbuf = NULL;
 	return 0;
 }
 
@@ -69,6 +86,7 @@ sieve_msg_init(struct sv_msg *m, const void *raw, size_t len)
 	m->raw = raw;
 	m->len = len;
 	m->h = m->inl;
+	m->hh = m->hinl;
 	m->nh = 0;
 	m->cap = SV_HDR_INLINE;
 	m->have_parts = 0;
@@ -125,16 +143,22 @@ sieve_msg_free(struct sv_msg *m)
 {
 	size_t	 i;
 
-	for (i = 0; i < m->nh; i++)
+	for (i = 0; i < m->nh; i++) {
 		free(m->h[i].decbuf);
-	if (m->h != m->inl)
+		free(m->h[i].addrs);
+		free(m->h[i].addrbuf);
+	}
+	if (m->h != m->inl) {
 		free(m->h);
+		free(m->hh);
+	}
 	for (i = 0; i < m->nparts; i++) {
 		free(m->parts[i].type);
 		free(m->parts[i].text);
 	}
 	free(m->parts);
 	m->h = m->inl;
+	m->hh = m->hinl;
 	m->nh = 0;
 	m->parts = NULL;
 	m->nparts = 0;
@@ -537,6 +561,22 @@ sieve_addr_parse(const char *v, size_t vlen, struct sv_val **out, size_t *n,
 		else if (!wsp(c))
 			return 0;	/* text after the angle-addr */
 	}
+	return 0;
+}
+
+int
+sieve_msg_addrs(struct sv_msg *m, size_t i, const struct sv_val **a, size_t *n)
+{
+	struct sv_hdr *h = &m->h[i];
+
+	if (!h->have_addrs) {
+		h->have_addrs = 1;
+		if (sieve_addr_parse(h->val, h->vlen, &h->addrs, &h->naddrs, 1000,
+		    &h->addrbuf) == -1 && h->naddrs == 0)
+			return -1;
+	}
+	*a = h->addrs;
+	*n = h->naddrs;
 	return 0;
 }
 

@@ -116,7 +116,9 @@ sieve_hash_lower(const char *s, size_t len)
 	size_t	 i;
 
 	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)tolower((unsigned char)s[i]);
+		unsigned char c = (unsigned char)s[i];
+
+		h ^= (c >= 'A' && c <= 'Z') ? c + 32 : c;
 		h *= 16777619u;
 	}
 	return h;

@@ -537,6 +537,21 @@ test_limits_runtime(void **state)
 	assert_int_equal(out->n_topics, 0);
 	vmingest__rule_result__free_unpacked(out, NULL);
 
+	/* :regex subjects have their own, smaller bound */
+	out = run("require [\"regex\", \"body\"]; if body :raw :regex \"a.*x\" { discard; }",
+	    MSG1, NULL, NULL, &rc);
+	assert_int_equal(rc, 0);
+	vmingest__rule_result__free_unpacked(out, NULL);
+	rules_limits_default(&lim);
+	assert_int_equal(lim.regex_subject_bytes, 8192);
+	lim.regex_subject_bytes = 20;
+	out = run("require [\"regex\", \"body\"]; if body :raw :regex \"a.*x\" { discard; }",
+	    MSG1, NULL, &lim, &rc);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(out->error, "over regex_subject_bytes limit 20"));
+	assert_int_equal(out->keep, 1);
+	vmingest__rule_result__free_unpacked(out, NULL);
+
 	/* a pathological glob stays polynomial: this returns quickly */
 	{
 		char	 msg[8192 + 64], script[256];
