@@ -14,10 +14,12 @@
  *       NSUBS subscribers "from now"; deliver COUNT mails (tmp/ -> new/) at
  *       RATE/s; latency = subscriber's clock at vmi_sub_next() minus the
  *       record's ctime_us (the rename into new/); JSON p50/p90/p99/max
- *   publish_bench ingest PUB REPLAY MAILDIR STORE NSUBS COUNT
+ *   publish_bench ingest PUB REPLAY MAILDIR STORE NSUBS COUNT [NICE]
  *       NSUBS subscribers connected and live; rename COUNT prepared mails
  *       into new/ at once; time until the store head has moved by COUNT
- *       (read-only store polling); JSON rate and what each subscriber got
+ *       (read-only store polling); JSON rate and what each subscriber got.
+ *       With NICE the subscriber threads run at that nice value, standing
+ *       for consumers on other machines (they take no CPU from the daemon)
  *
  * Subscribers are warmed up before measuring: mails are delivered one by
  * one until every subscriber has received one (so all are live).
@@ -30,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -269,11 +272,16 @@ struct lsub {
 	long	 nlat, cap;
 };
 
+static int lsub_nice;	/* nice value of subscriber threads (ingest mode) */
+
 static void *
 lsub_main(void *arg)
 {
 	struct lsub *l = arg;
 	struct vmi_msg m;
+
+	if (lsub_nice != 0 && setpriority(PRIO_PROCESS, (id_t)gettid(), lsub_nice) != 0)
+		perror("setpriority");
 
 	while (!l->stop) {
 		int	 rc = vmi_sub_next(l->s, &m, 100);
@@ -532,9 +540,12 @@ main(int argc, char **argv)
 	if (argc == 8 && !strcmp(argv[1], "latency"))
 		return latency(argv[2], argv[3], argv[4], atoi(argv[5]), atol(argv[6]),
 		    atol(argv[7]));
-	if (argc == 8 && !strcmp(argv[1], "ingest"))
+	if ((argc == 8 || argc == 9) && !strcmp(argv[1], "ingest")) {
+		if (argc == 9)
+			lsub_nice = atoi(argv[8]);
 		return ingest(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]),
 		    atol(argv[7]));
+	}
 	fprintf(stderr, "usage: see the comment at the top of bench/publish_bench.c\n");
 	return 2;
 }
