@@ -82,7 +82,8 @@ stream_bytes(GMimeStream *s, const char **data, size_t *len, char **owned)
 
 	*owned = NULL;
 	if (GMIME_IS_STREAM_MEM(s) &&
-	    (ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s))) != NULL) {
+	    (ba = g_mime_stream_mem_get_byte_array(
+	    GMIME_STREAM_MEM(s))) != NULL) {
 		start = s->bound_start;
 		end = s->bound_end;
 		if (end < 0 || end > (gint64)ba->len)

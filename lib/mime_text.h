@@ -10,9 +10,10 @@
  *
  * OWNERSHIP: buffers handed out are malloc(3)ed and freed by the caller
  * with free(3); struct mime_buf may instead borrow the message's bytes
- * (see there), so that 7bit/8bit content is never copied.  mime_to_utf8 returns NULL (and allocates nothing) when
- * the input is already valid UTF-8 without NUL: the caller then uses the
- * input as it is, which saves a copy in the common case.
+ * (see there), so that 7bit/8bit content is never copied.
+ * mime_to_utf8 returns NULL (and allocates nothing) when the input is
+ * already valid UTF-8 without NUL: the caller then uses the input as it
+ * is, which saves a copy in the common case.
  *
  * THREADS: no global state; GMime's iconv cache (g_mime_iconv_open) is
  * thread-safe once g_mime_init() has run.
@@ -33,7 +34,7 @@
 #define MIME_DEC_NO_CONTENT	0x04	/* the part has no content at all */
 
 #define MIME_CS_REPLACED	0x01	/* bytes were replaced with U+FFFD */
-#define MIME_CS_UNKNOWN		0x02	/* charset unknown to iconv: read as UTF-8 */
+#define MIME_CS_UNKNOWN		0x02	/* charset unknown to iconv: UTF-8 */
 #define MIME_CS_NUL		0x04	/* NUL bytes were dropped */
 
 /*

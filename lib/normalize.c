@@ -84,36 +84,10 @@
 #include "mime_guard.h"
 #include "mime_text.h"
 #include "normalize.h"
+#include "normalize_int.h"
 #include "record.h"
 
 #define Q_DISP	VMINGEST__DISPOSITION__QUARANTINED
-
-struct norm {
-	const struct limits *l;
-	Vmingest__Record *rec;
-	GMimeParserOptions *opts;
-	guint32	 gmime_seen;	/* GMimeParserWarning codes already recorded */
-	size_t	 nparts;
-	size_t	 reparsed;	/* bytes of encoded message/rfc822 re-parsed */
-	size_t	 hdr_total;	/* header fields GMime parsed, all entities */
-	size_t	 hdr_budget;
-	GMimeStream *stream;	/* the top-level parser's input */
-	const char *orig;	/* the bytes parsed, before mime_guard */
-	struct mime_guard_hit *hits;	/* address fields renamed for GMime */
-	size_t	 nhits;
-	int	 part_limit_hit;
-	int	 depth_limit_hit;
-};
-
-/* What the pre-scan of the top-level header block found. */
-struct hscan {
-	size_t	 count;		/* header fields */
-	size_t	 bytes;		/* bytes of the block incl. the blank line */
-	size_t	 nocolon;	/* lines that are neither field nor folding */
-	size_t	 first_bad;	/* offset of the first such line */
-	int	 eightbit;	/* bytes >= 0x80 seen */
-	int	 leading_ws;	/* block starts with a folded line */
-};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -130,8 +104,8 @@ normalize_init(void)
 	pthread_once(&init_once, init_gmime);
 }
 
-static void *
-xmalloc(size_t n)
+void *
+norm_xmalloc(size_t n)
 {
 	void	*p = malloc(n ? n : 1);
 
@@ -140,11 +114,8 @@ xmalloc(size_t n)
 	return p;
 }
 
-static void
-warn(struct norm *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-warn(struct norm *n, const char *fmt, ...)
+void
+norm_warn(struct norm *n, const char *fmt, ...)
 {
 	char	 buf[400];
 	va_list	 ap;
@@ -159,11 +130,8 @@ warn(struct norm *n, const char *fmt, ...)
  * Quarantine with reason; a record already quarantined keeps its first
  * reason and gets this one as a warning.
  */
-static void
-quarantine(struct norm *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-quarantine(struct norm *n, const char *fmt, ...)
+void
+norm_quarantine(struct norm *n, const char *fmt, ...)
 {
 	char	 buf[400];
 	va_list	 ap;
@@ -189,19 +157,22 @@ gmime_warning_name(GMimeParserWarning w)
 	case GMIME_WARN_DUPLICATED_PARAMETER: return "duplicated parameter";
 	case GMIME_WARN_UNENCODED_8BIT_HEADER: return "8-bit bytes in header";
 	case GMIME_WARN_INVALID_CONTENT_TYPE: return "invalid content type";
-	case GMIME_WARN_INVALID_RFC2047_HEADER_VALUE: return "invalid RFC 2047 header value";
+	case GMIME_WARN_INVALID_RFC2047_HEADER_VALUE:
+		return "invalid RFC 2047 header value";
 	case GMIME_WARN_MALFORMED_MULTIPART: return "malformed multipart";
 	case GMIME_WARN_TRUNCATED_MESSAGE: return "truncated message";
 	case GMIME_WARN_MALFORMED_MESSAGE: return "malformed message";
 	case GMIME_CRIT_INVALID_HEADER_NAME: return "invalid header name";
 	case GMIME_CRIT_CONFLICTING_HEADER: return "conflicting header";
 	case GMIME_CRIT_CONFLICTING_PARAMETER: return "conflicting parameter";
-	case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY: return "multipart without boundary";
+	case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY:
+		return "multipart without boundary";
 	case GMIME_WARN_INVALID_PARAMETER: return "invalid parameter";
 	case GMIME_WARN_INVALID_ADDRESS_LIST: return "invalid address list";
 	case GMIME_CRIT_NESTING_OVERFLOW: return "MIME nesting overflow";
 	case GMIME_WARN_PART_WITHOUT_CONTENT: return "part without content";
-	case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT: return "part without headers or content";
+	case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT:
+		return "part without headers or content";
 	}
 	return "unknown parser warning";
 }
@@ -219,17 +190,18 @@ on_gmime_warning(gint64 offset, GMimeParserWarning code, const gchar *item,
 	guint32	 bit = (unsigned)code < 32 ? 1u << (unsigned)code : 1u << 31;
 
 	if (code == GMIME_CRIT_NESTING_OVERFLOW)
-		quarantine(n, "mime_depth limit exceeded (GMime nesting overflow)");
+		norm_quarantine(n, "mime_depth limit exceeded "
+		    "(GMime nesting overflow)");
 	if (n->gmime_seen & bit)
 		return;
 	n->gmime_seen |= bit;
 	if (item != NULL)
 		log_escape(esc, sizeof(esc), item, strnlen(item, 64));
 	if (offset >= 0)
-		warn(n, "%s at offset %lld%s%s", gmime_warning_name(code),
+		norm_warn(n, "%s at offset %lld%s%s", gmime_warning_name(code),
 		    (long long)offset, item ? ": " : "", item ? esc : "");
 	else
-		warn(n, "%s%s%s", gmime_warning_name(code),
+		norm_warn(n, "%s%s%s", gmime_warning_name(code),
 		    item ? ": " : "", item ? esc : "");
 }
 
@@ -250,15 +222,16 @@ guard_buffer(struct norm *n, const char *buf, char *writable, size_t len,
 	if (g->nhits == 0)
 		return;
 	if (dst == NULL) {
-		dst = *copy = xmalloc(len);
+		dst = *copy = norm_xmalloc(len);
 		memcpy(dst, buf, len);
 	}
 	mime_guard_neutralize(dst, g->hits, g->nhits);
-	quarantine(n, "address field with %zu separators at offset %zu "
+	norm_quarantine(n, "address field with %zu separators at offset %zu "
 	    "(more than %d): not parsed as addresses", g->hits[0].separators,
 	    g->hits[0].offset + base, MIME_GUARD_ADDR_SEPARATORS);
 	if (g->nhits > 1)
-		warn(n, "%zu address fields not parsed as addresses", g->nhits);
+		norm_warn(n, "%zu address fields not parsed as addresses",
+		    g->nhits);
 }
 
 /*
@@ -271,9 +244,9 @@ guard_parts(struct norm *n, const struct mime_guard *g, size_t len,
 {
 	if (g->dash_cut >= len)
 		return len;
-	quarantine(n, "part_count limit %zu: more than %zu lines start with "
-	    "\"--\", parsing stopped at offset %zu", n->l->part_count,
-	    4 * n->l->part_count + 64, g->dash_cut + base);
+	norm_quarantine(n, "part_count limit %zu: more than %zu lines "
+	    "start with \"--\", parsing stopped at offset %zu",
+	    n->l->part_count, 4 * n->l->part_count + 64, g->dash_cut + base);
 	return g->dash_cut;
 }
 
@@ -293,96 +266,11 @@ on_header(GMimeParser *ps, const char *name, const char *value,
 
 	if (++n->hdr_total != n->hdr_budget || n->stream == NULL)
 		return;
-	quarantine(n, "header_count limit: more than %zu header fields in "
+	norm_quarantine(n, "header_count limit: more than %zu header fields in "
 	    "all entities (header_count + 16 x part_count), parsing stopped "
 	    "at offset %lld", n->hdr_budget - 1, (long long)offset);
 	g_mime_stream_set_bounds(n->stream, n->stream->bound_start,
 	    n->stream->position);
-}
-
-/*
- * Pre-scan the header block at p: count fields and bytes and find the
- * lines GMime would misread.  Stops at the blank line, at the first
- * line that is not a header field before any field was seen, or at the
- * end.  Linear in the header block.
- */
-static void
-scan_headers(const char *p, size_t len, struct hscan *h)
-{
-	size_t	 off = 0, eol, llen, i;
-	const char *nl;
-
-	memset(h, 0, sizeof(*h));
-	while (off < len) {
-		nl = memchr(p + off, '\n', len - off);
-		eol = nl != NULL ? (size_t)(nl - p) : len;
-		llen = eol - off;
-		if (llen > 0 && p[eol - 1] == '\r')
-			llen--;
-		if (llen == 0) {
-			h->bytes = (nl != NULL ? eol + 1 : eol);
-			return;
-		}
-		for (i = 0; i < llen; i++)
-			if ((unsigned char)p[off + i] >= 0x80) {
-				h->eightbit = 1;
-				break;
-			}
-		if (p[off] == ' ' || p[off] == '\t') {
-			if (h->count == 0)
-				h->leading_ws = 1;
-		} else {
-			for (i = 0; i < llen; i++) {
-				unsigned char c = (unsigned char)p[off + i];
-
-				if (c == ':' || c < 33 || c > 126)
-					break;
-			}
-			/* obsolete syntax allows blanks before the colon */
-			while (i < llen && i > 0 &&
-			    (p[off + i] == ' ' || p[off + i] == '\t'))
-				i++;
-			if (i > 0 && i < llen && p[off + i] == ':')
-				h->count++;
-			else {
-				if (h->nocolon++ == 0)
-					h->first_bad = off;
-				if (h->count == 0) {
-					/* no header block at all */
-					h->bytes = 0;
-					return;
-				}
-			}
-		}
-		off = nl != NULL ? eol + 1 : len;
-	}
-	h->bytes = off;
-}
-
-/* Copy a header value: drop leading blanks and line breaks (unfold). */
-static void
-unfold_value(const char *v, ProtobufCBinaryData *out)
-{
-	size_t	 len, i, o = 0;
-	char	*d;
-
-	while (*v == ' ' || *v == '\t')
-		v++;
-	len = strlen(v);
-	d = xmalloc(len + 1);
-	for (i = 0; i < len; i++)
-		if (v[i] != '\n' && !(v[i] == '\r' && v[i + 1] == '\n'))
-			d[o++] = v[i];
-	while (o > 0 && (d[o - 1] == ' ' || d[o - 1] == '\t'))
-		o--;
-	if (o == 0) {
-		free(d);
-		out->data = NULL;
-		out->len = 0;
-		return;
-	}
-	out->data = (uint8_t *)d;
-	out->len = o;
 }
 
 /*
@@ -393,7 +281,7 @@ unfold_value(const char *v, ProtobufCBinaryData *out)
 static char *
 dup_utf8(const char *s, size_t len)
 {
-	char	*d = xmalloc(len + 1);
+	char	*d = norm_xmalloc(len + 1);
 
 	memcpy(d, s, len);
 	d[len] = '\0';
@@ -405,241 +293,6 @@ static const char *
 esc_field(char *buf, size_t bufsz, const char *s)
 {
 	return log_escape(buf, bufsz, s, strnlen(s, 40));
-}
-
-/* Strip blanks and one pair of angle brackets, return a record string. */
-static char *
-strip_angle(const char *s)
-{
-	size_t	 len;
-
-	if (s == NULL)
-		return rec_strdup("");
-	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
-		s++;
-	len = strlen(s);
-	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' ||
-	    s[len - 1] == '\r' || s[len - 1] == '\n'))
-		len--;
-	if (len >= 2 && s[0] == '<' && s[len - 1] == '>') {
-		s++;
-		len -= 2;
-	}
-	return rec_strndup(s, len);
-}
-
-/* rec_strdup for a decoded header string, with a warning on repair. */
-static char *
-hdr_strdup(struct norm *n, const char *what, const char *s)
-{
-	int	 replaced;
-	char	*d;
-
-	if (s == NULL)
-		s = "";
-	d = rec_utf8ndup(s, strlen(s), &replaced);
-	if (replaced)
-		warn(n, "%s: invalid UTF-8 replaced with U+FFFD", what);
-	return d;
-}
-
-/*
- * Append the mailboxes of list (groups flattened) to arr.  At most
- * header_count addresses per field: a 100 KB To: holds thousands.
- */
-static void
-add_addresses(struct norm *n, const char *what, InternetAddressList *list,
-    Vmingest__Address ***arr, size_t *narr, int depth)
-{
-	InternetAddress *ia;
-	Vmingest__Address *a;
-	int	 i, cnt;
-
-	if (list == NULL || depth > 2)
-		return;
-	cnt = internet_address_list_length(list);
-	for (i = 0; i < cnt; i++) {
-		if (*narr >= n->l->header_count) {
-			warn(n, "%s: more than %zu addresses, rest not recorded",
-			    what, n->l->header_count);
-			return;
-		}
-		ia = internet_address_list_get_address(list, i);
-		if (INTERNET_ADDRESS_IS_GROUP(ia)) {
-			add_addresses(n, what, internet_address_group_get_members(
-			    INTERNET_ADDRESS_GROUP(ia)), arr, narr, depth + 1);
-			continue;
-		}
-		if (!INTERNET_ADDRESS_IS_MAILBOX(ia))
-			continue;
-		a = xmalloc(sizeof(*a));
-		vmingest__address__init(a);
-		a->name = hdr_strdup(n, what, internet_address_get_name(ia));
-		a->address = rec_strdup(internet_address_mailbox_get_addr(
-		    INTERNET_ADDRESS_MAILBOX(ia)));
-		rec_push(arr, narr, a);
-	}
-}
-
-static const char *
-first_header(GMimeObject *o, const char *a, const char *b)
-{
-	const char *v = g_mime_object_get_header(o, a);
-
-	if (v == NULL && b != NULL)
-		v = g_mime_object_get_header(o, b);
-	return v;
-}
-
-static void
-fill_envelope(struct norm *n, GMimeMessage *m)
-{
-	Vmingest__Record *r = n->rec;
-	GMimeObject *o = GMIME_OBJECT(m);
-	GMimeReferences *refs;
-	GDateTime *dt;
-	const char *v;
-	int	 i, cnt;
-
-	if ((v = g_mime_message_get_message_id(m)) != NULL)
-		r->message_id = rec_strdup(v);
-	else
-		warn(n, "no Message-ID header");
-	if ((v = g_mime_object_get_header(o, "Date")) != NULL) {
-		while (*v == ' ' || *v == '\t')
-			v++;
-		r->date_raw = rec_strdup(v);
-		if ((dt = g_mime_message_get_date(m)) != NULL)
-			r->date_unix = g_date_time_to_unix(dt);
-		else
-			warn(n, "bad Date header");
-	} else
-		warn(n, "no Date header");
-	if ((v = g_mime_message_get_subject(m)) != NULL)
-		r->subject = hdr_strdup(n, "Subject", v);
-	add_addresses(n, "From", g_mime_message_get_from(m), &r->from,
-	    &r->n_from, 0);
-	add_addresses(n, "Sender", g_mime_message_get_sender(m), &r->sender,
-	    &r->n_sender, 0);
-	add_addresses(n, "Reply-To", g_mime_message_get_reply_to(m),
-	    &r->reply_to, &r->n_reply_to, 0);
-	add_addresses(n, "To", g_mime_message_get_to(m), &r->to, &r->n_to, 0);
-	add_addresses(n, "Cc", g_mime_message_get_cc(m), &r->cc, &r->n_cc, 0);
-	if (g_mime_object_get_header(o, "From") == NULL)
-		warn(n, "no From header");
-	if ((v = g_mime_object_get_header(o, "In-Reply-To")) != NULL) {
-		refs = g_mime_references_parse(n->opts, v);
-		if (refs != NULL && g_mime_references_length(refs) > 0)
-			r->in_reply_to = rec_strdup(
-			    g_mime_references_get_message_id(refs, 0));
-		else
-			r->in_reply_to = strip_angle(v);
-		if (refs != NULL)
-			g_mime_references_free(refs);
-	}
-	if ((v = g_mime_object_get_header(o, "References")) != NULL &&
-	    (refs = g_mime_references_parse(n->opts, v)) != NULL) {
-		cnt = g_mime_references_length(refs);
-		if (cnt > 0 && (size_t)cnt > n->l->header_count) {
-			warn(n, "References: more than %zu ids, rest not "
-			    "recorded", n->l->header_count);
-			cnt = (int)n->l->header_count;
-		}
-		for (i = 0; i < cnt; i++)
-			rec_push(&r->references, &r->n_references, rec_strdup(
-			    g_mime_references_get_message_id(refs, i)));
-		g_mime_references_free(refs);
-	}
-	if ((v = g_mime_object_get_header(o, "Return-Path")) != NULL)
-		r->return_path = strip_angle(v);
-	if ((v = first_header(o, "Delivered-To", "X-Original-To")) != NULL)
-		r->delivered_to = strip_angle(v);
-}
-
-/* The real name of a field mime_guard renamed at offset off, or NULL. */
-static char *
-guarded_name(struct norm *n, gint64 off)
-{
-	size_t	 i;
-
-	for (i = 0; i < n->nhits && off >= 0; i++)
-		if (n->hits[i].offset == (size_t)off)
-			return rec_strndup(n->orig + off, n->hits[i].name_len);
-	return NULL;
-}
-
-struct hdr_ref {
-	GMimeHeader *h;
-	gint64	 off;
-	int	 idx;
-};
-
-static int
-hdr_cmp(const void *a, const void *b)
-{
-	const struct hdr_ref *x = a, *y = b;
-
-	if (x->off != y->off)
-		return x->off < y->off ? -1 : 1;
-	return x->idx - y->idx;
-}
-
-/*
- * Record every top-level header in order, within the header limits.
- * GMime keeps the Content-* fields of the top-level block on the body
- * entity and the rest on the message, so the two lists are merged back
- * into stream order by header offset.
- */
-static void
-fill_headers(struct norm *n, GMimeMessage *m)
-{
-	GMimeHeaderList *hl[2];
-	GMimeObject *root;
-	GMimeHeader *h;
-	Vmingest__Header *rh;
-	struct hdr_ref *refs;
-	const char *raw;
-	size_t	 bytes = 0, total = 0, k = 0, i;
-	int	 j, cnt[2];
-
-	hl[0] = g_mime_object_get_header_list(GMIME_OBJECT(m));
-	root = g_mime_message_get_mime_part(m);
-	hl[1] = root != NULL ? g_mime_object_get_header_list(root) : NULL;
-	for (j = 0; j < 2; j++) {
-		cnt[j] = hl[j] != NULL ? g_mime_header_list_get_count(hl[j]) : 0;
-		if (cnt[j] < 0)
-			cnt[j] = 0;
-		total += (size_t)cnt[j];
-	}
-	refs = xmalloc(total * sizeof(*refs));
-	for (j = 0; j < 2; j++) {
-		int	 x;
-
-		for (x = 0; x < cnt[j]; x++) {
-			refs[k].h = g_mime_header_list_get_header_at(hl[j], x);
-			refs[k].off = g_mime_header_get_offset(refs[k].h);
-			refs[k].idx = (int)k;
-			k++;
-		}
-	}
-	qsort(refs, total, sizeof(*refs), hdr_cmp);
-	for (i = 0; i < total && i < n->l->header_count; i++) {
-		h = refs[i].h;
-		raw = g_mime_header_get_raw_value(h);
-		if (raw == NULL)
-			raw = "";
-		bytes += strlen(g_mime_header_get_name(h)) + 1 + strlen(raw);
-		if (bytes > n->l->header_bytes)
-			break;
-		rh = xmalloc(sizeof(*rh));
-		vmingest__header__init(rh);
-		rh->name = guarded_name(n, refs[i].off);
-		if (rh->name == NULL)
-			rh->name = rec_strdup(g_mime_header_get_name(h));
-		unfold_value(raw, &rh->value);
-		rec_push(&n->rec->headers, &n->rec->n_headers, rh);
-	}
-	free(refs);
 }
 
 static char *
@@ -678,7 +331,7 @@ set_sha256(ProtobufCBinaryData *b, const void *p, size_t len)
 {
 	unsigned int n = 32;
 
-	b->data = xmalloc(EVP_MAX_MD_SIZE);
+	b->data = norm_xmalloc(EVP_MAX_MD_SIZE);
 	if (EVP_Digest(p, len, b->data, &n, EVP_sha256(), NULL) != 1 ||
 	    n != 32)
 		log_panic("EVP_Digest sha256 failed");
@@ -701,12 +354,12 @@ walk_message(struct norm *n, GMimeMessage *sub, const char *path,
 	char	*tp;
 
 	if (sub == NULL || (root = g_mime_message_get_mime_part(sub)) == NULL) {
-		warn(n, "part %s: message/rfc822 without a message", path);
+		norm_warn(n, "part %s: message/rfc822 without a message", path);
 		return;
 	}
 	if (depth + 1 > n->l->mime_depth) {
 		if (!n->depth_limit_hit++)
-			quarantine(n, "mime_depth limit %zu exceeded",
+			norm_quarantine(n, "mime_depth limit %zu exceeded",
 			    n->l->mime_depth);
 		return;
 	}
@@ -740,7 +393,7 @@ walk_encoded_message(struct norm *n, Vmingest__Part *p, char *data,
 	if (len == 0 || len > G_MAXUINT)
 		return;
 	p->is_message = 1;
-	warn(n, "part %s: message/rfc822 with transfer encoding %s",
+	norm_warn(n, "part %s: message/rfc822 with transfer encoding %s",
 	    p->path, esc_field(esc, sizeof(esc), p->transfer_encoding));
 	/*
 	 * Each level holds its decoded copy while the next is parsed, and
@@ -749,8 +402,8 @@ walk_encoded_message(struct norm *n, Vmingest__Part *p, char *data,
 	 * within twice a maximal message).
 	 */
 	if (len > n->l->message_bytes - n->reparsed) {
-		warn(n, "part %s: encoded message not parsed (re-parse budget "
-		    "of message_bytes %zu used up)", p->path,
+		norm_warn(n, "part %s: encoded message not parsed (re-parse "
+		    "budget of message_bytes %zu used up)", p->path,
 		    n->l->message_bytes);
 		return;
 	}
@@ -795,20 +448,20 @@ walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text,
 		p->transfer_encoding = lower_dup(te);
 		if (g_mime_part_get_content_encoding(gp) ==
 		    GMIME_CONTENT_ENCODING_DEFAULT)
-			warn(n, "part %s: unknown transfer encoding \"%s\"",
-			    p->path, esc_field(esc, sizeof(esc),
+			norm_warn(n, "part %s: unknown transfer encoding "
+			    "\"%s\"", p->path, esc_field(esc, sizeof(esc),
 			    p->transfer_encoding));
 	} else
 		p->transfer_encoding = rec_strdup("7bit");
 
 	if (mime_decode_part(gp, &dec, &esz, &dflags) < 0)
-		warn(n, "part %s: content could not be read", p->path);
+		norm_warn(n, "part %s: content could not be read", p->path);
 	p->encoded_size = esz;
 	p->decoded_size = dec.len;
 	if (dflags & MIME_DEC_TRUNCATED)
-		warn(n, "part %s: truncated base64", p->path);
+		norm_warn(n, "part %s: truncated base64", p->path);
 	if (dflags & MIME_DEC_NO_BEGIN)
-		warn(n, "part %s: x-uuencode without begin line", p->path);
+		norm_warn(n, "part %s: x-uuencode without begin line", p->path);
 	set_sha256(&p->sha256, dec.data, dec.len);
 	if (is_message && dec.owned != NULL) {
 		/* only an encoded message/rfc822 is a GMimePart */
@@ -828,22 +481,24 @@ walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text,
 	conv = mime_to_utf8(cs, dec.data, dec.len, &ulen, &cflags);
 	u = conv != NULL ? conv : dec.data;
 	if (cflags & MIME_CS_UNKNOWN)
-		warn(n, "part %s: unknown charset \"%s\", read as UTF-8",
+		norm_warn(n, "part %s: unknown charset \"%s\", read as UTF-8",
 		    p->path, esc_field(esc, sizeof(esc), p->charset));
 	if (cflags & MIME_CS_REPLACED)
-		warn(n, "part %s: invalid %s replaced with U+FFFD", p->path,
+		norm_warn(n, "part %s: invalid %s replaced with U+FFFD",
+		    p->path,
 		    (cs == NULL || (cflags & MIME_CS_UNKNOWN)) ? "UTF-8" :
 		    "bytes for charset");
 	if (cflags & MIME_CS_NUL)
-		warn(n, "part %s: NUL bytes dropped from text", p->path);
+		norm_warn(n, "part %s: NUL bytes dropped from text", p->path);
 
 	ims_parse_part(n->l, n->rec, p->path, u, ulen);
 	if (is_text) {
 		keep = mime_utf8_cut(u, ulen, n->l->text_bytes);
 		if (keep < ulen) {
 			p->text_truncated = 1;
-			warn(n, "part %s: text cut at text_bytes limit %zu "
-			    "(%zu bytes)", p->path, n->l->text_bytes, ulen);
+			norm_warn(n, "part %s: text cut at text_bytes "
+			    "limit %zu (%zu bytes)", p->path, n->l->text_bytes,
+			    ulen);
 		}
 		p->text = dup_utf8(u, keep);
 	}
@@ -870,7 +525,7 @@ multipart_prologue(struct norm *n, GMimeMultipart *mp, Vmingest__Part *p)
 	conv = mime_to_utf8(NULL, pro, len, &ulen, &cflags);
 	u = conv != NULL ? conv : pro;
 	if (cflags & MIME_CS_REPLACED)
-		warn(n, "part %s: invalid UTF-8 replaced with U+FFFD",
+		norm_warn(n, "part %s: invalid UTF-8 replaced with U+FFFD",
 		    p->path[0] ? p->path : "(top)");
 	ims_parse_part(n->l, n->rec, p->path, u, ulen);
 	keep = mime_utf8_cut(u, ulen, n->l->text_bytes);
@@ -906,48 +561,54 @@ walk(struct norm *n, GMimeObject *o, const char *path, const char *prefix,
 
 	if (n->nparts >= n->l->part_count) {
 		if (!n->part_limit_hit++)
-			quarantine(n, "part_count limit %zu exceeded",
+			norm_quarantine(n, "part_count limit %zu exceeded",
 			    n->l->part_count);
 		return;
 	}
 	n->nparts++;
-	p = xmalloc(sizeof(*p));
+	p = norm_xmalloc(sizeof(*p));
 	vmingest__part__init(p);
 	rec_push(&n->rec->parts, &n->rec->n_parts, p);
 	p->path = rec_strdup(path);
 	p->depth = depth;
 	ct = g_mime_object_get_content_type(o);
-	if (ct != NULL && (mt = g_mime_content_type_get_mime_type(ct)) != NULL) {
+	if (ct != NULL &&
+	    (mt = g_mime_content_type_get_mime_type(ct)) != NULL) {
 		p->content_type = lower_dup(mt);
 		g_free(mt);
 	}
-	if ((v = g_mime_object_get_content_type_parameter(o, "charset")) != NULL)
+	if ((v = g_mime_object_get_content_type_parameter(o,
+	    "charset")) != NULL)
 		p->charset = lower_dup(v);
-	if ((v = g_mime_object_get_content_type_parameter(o, "protocol")) != NULL)
+	if ((v = g_mime_object_get_content_type_parameter(o,
+	    "protocol")) != NULL)
 		p->protocol = rec_strdup(v);	/* as sent */
 	cd = g_mime_object_get_content_disposition(o);
-	if (cd != NULL && (v = g_mime_content_disposition_get_disposition(cd)) != NULL)
+	if (cd != NULL &&
+	    (v = g_mime_content_disposition_get_disposition(cd)) != NULL)
 		p->disposition = lower_dup(v);
 
 	if (GMIME_IS_MULTIPART(o)) {
 		p->is_multipart = 1;
 		if (g_mime_multipart_get_boundary(GMIME_MULTIPART(o)) == NULL)
-			warn(n, "part %s: multipart without boundary",
+			norm_warn(n, "part %s: multipart without boundary",
 			    path[0] ? path : "(top)");
 		cnt = g_mime_multipart_get_count(GMIME_MULTIPART(o));
 		if (cnt == 0) {
-			warn(n, "part %s: multipart with no parts",
+			norm_warn(n, "part %s: multipart with no parts",
 			    path[0] ? path : "(top)");
 			multipart_prologue(n, GMIME_MULTIPART(o), p);
 		}
 		if (cnt > 0 && depth + 1 > n->l->mime_depth) {
 			if (!n->depth_limit_hit++)
-				quarantine(n, "mime_depth limit %zu exceeded",
+				norm_quarantine(n,
+				    "mime_depth limit %zu exceeded",
 				    n->l->mime_depth);
 			return;
 		}
 		for (i = 0; i < cnt && n->nparts <= n->l->part_count; i++) {
-			child = g_mime_multipart_get_part(GMIME_MULTIPART(o), i);
+			child = g_mime_multipart_get_part(GMIME_MULTIPART(o),
+			    i);
 			cp = child_path(prefix, i + 1);
 			walk(n, child, cp, cp, depth + 1);
 			g_free(cp);
@@ -962,10 +623,11 @@ walk(struct norm *n, GMimeObject *o, const char *path, const char *prefix,
 	}
 	if (GMIME_IS_PART(o)) {
 		if ((v = g_mime_part_get_filename(GMIME_PART(o))) != NULL)
-			p->filename = hdr_strdup(n, "filename", v);
+			p->filename = mime_header_strdup(n, "filename", v);
 		walk_leaf(n, GMIME_PART(o), p, ct != NULL &&
 		    g_mime_content_type_is_type(ct, "text", "*"), ct != NULL &&
-		    g_mime_content_type_is_type(ct, "message", "rfc822"), depth);
+		    g_mime_content_type_is_type(ct, "message", "rfc822"),
+		    depth);
 	}
 }
 
@@ -986,7 +648,7 @@ raw_part(struct norm *n, const char *p, size_t len)
 	if (n->l->part_count == 0)
 		return;
 	n->nparts++;
-	part = xmalloc(sizeof(*part));
+	part = norm_xmalloc(sizeof(*part));
 	vmingest__part__init(part);
 	rec_push(&n->rec->parts, &n->rec->n_parts, part);
 	part->path = rec_strdup("1");
@@ -1001,7 +663,7 @@ raw_part(struct norm *n, const char *p, size_t len)
 	conv = mime_to_utf8(NULL, p, len, &ulen, &cflags);
 	u = conv != NULL ? conv : p;
 	if (cflags & MIME_CS_REPLACED)
-		warn(n, "part 1: invalid UTF-8 replaced with U+FFFD");
+		norm_warn(n, "part 1: invalid UTF-8 replaced with U+FFFD");
 	ims_parse_part(n->l, n->rec, "1", u, ulen);
 	keep = mime_utf8_cut(u, ulen, n->l->text_bytes);
 	part->text_truncated = keep < ulen;
@@ -1018,7 +680,7 @@ skip_mbox_from(struct norm *n, const char *p, size_t len)
 	if (len < 5 || memcmp(p, "From ", 5) != 0)
 		return 0;
 	nl = memchr(p, '\n', len);
-	warn(n, "mbox From_ line skipped");
+	norm_warn(n, "mbox From_ line skipped");
 	return nl != NULL ? (size_t)(nl - p) + 1 : len;
 }
 
@@ -1048,30 +710,31 @@ normalize_message(const struct limits *l, const void *raw, size_t len,
 	set_sha256(&rec->sha256, raw, len);
 
 	if (len == 0) {
-		quarantine(&n, "empty message");
+		norm_quarantine(&n, "empty message");
 		goto out;
 	}
 	if (plen > l->message_bytes) {
-		quarantine(&n, "message_bytes limit %zu exceeded (%zu bytes)",
+		norm_quarantine(&n,
+		    "message_bytes limit %zu exceeded (%zu bytes)",
 		    l->message_bytes, len);
 		plen = l->message_bytes;
 	}
 	if (plen > G_MAXUINT)	/* GByteArray length is a guint */
 		plen = G_MAXUINT;
 	if (memchr(p, '\0', plen) != NULL)
-		warn(&n, "NUL bytes in message");
+		norm_warn(&n, "NUL bytes in message");
 	skip = skip_mbox_from(&n, p, plen);
 	p += skip;
 	plen -= skip;
 
-	scan_headers(p, plen, &hs);
+	mime_header_scan(p, plen, &hs);
 	if (hs.count == 0) {
-		quarantine(&n, "no header fields");
+		norm_quarantine(&n, "no header fields");
 		raw_part(&n, p, plen);
 		goto out;
 	} else {
 		if (hs.leading_ws)
-			warn(&n, "header block starts with a folded line");
+			norm_warn(&n, "header block starts with a folded line");
 		if (hs.nocolon > 0) {
 			/* the input is not NUL-terminated: bounded scan */
 			for (ll = 0; ll < 40 && hs.first_bad + ll < plen &&
@@ -1079,17 +742,17 @@ normalize_message(const struct limits *l, const void *raw, size_t len,
 			    p[hs.first_bad + ll] != '\n'; ll++)
 				;
 			log_escape(esc, sizeof(esc), p + hs.first_bad, ll);
-			warn(&n, "%zu header line(s) without colon, first at "
-			    "offset %zu: %s", hs.nocolon, hs.first_bad + skip,
-			    esc);
+			norm_warn(&n, "%zu header line(s) without colon, "
+			    "first at offset %zu: %s", hs.nocolon,
+			    hs.first_bad + skip, esc);
 		}
 		if (hs.eightbit)
-			warn(&n, "8-bit bytes in headers");
+			norm_warn(&n, "8-bit bytes in headers");
 		if (hs.count > l->header_count)
-			quarantine(&n, "header_count limit %zu exceeded "
+			norm_quarantine(&n, "header_count limit %zu exceeded "
 			    "(%zu headers)", l->header_count, hs.count);
 		if (hs.bytes > l->header_bytes)
-			quarantine(&n, "header_bytes limit %zu exceeded "
+			norm_quarantine(&n, "header_bytes limit %zu exceeded "
 			    "(%zu bytes)", l->header_bytes, hs.bytes);
 	}
 
@@ -1115,16 +778,17 @@ normalize_message(const struct limits *l, const void *raw, size_t len,
 	if (guard.lines >= n.hdr_budget)
 		g_mime_parser_set_header_regex(parser, "^", on_header, &n);
 	n.opts = g_mime_parser_options_new();
-	g_mime_parser_options_set_warning_callback(n.opts, on_gmime_warning, &n);
+	g_mime_parser_options_set_warning_callback(n.opts, on_gmime_warning,
+	    &n);
 	msg = g_mime_parser_construct_message(parser, n.opts);
 	if (msg == NULL) {
 		/* GMime found no header block it could use */
-		quarantine(&n, "unparseable message");
+		norm_quarantine(&n, "unparseable message");
 		raw_part(&n, p, plen);
 		goto out;
 	}
-	fill_envelope(&n, msg);
-	fill_headers(&n, msg);
+	mime_header_envelope(&n, msg);
+	mime_header_list(&n, msg);
 	root = g_mime_message_get_mime_part(msg);
 	if (root != NULL) {
 		if (GMIME_IS_MULTIPART(root))
@@ -1132,7 +796,7 @@ normalize_message(const struct limits *l, const void *raw, size_t len,
 		else
 			walk(&n, root, "1", "1", 0);
 	} else
-		warn(&n, "message without a body entity");
+		norm_warn(&n, "message without a body entity");
 out:
 	ims_finish(l, rec);
 	if (msg != NULL)

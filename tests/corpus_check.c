@@ -148,8 +148,8 @@ check_file(const char *path)
 		    r->n_warnings, r->reason, path);
 	if (record_pack(r, &p1, &l1) != 0 ||
 	    (u = record_unpack(p1, l1)) == NULL) {
-		fprintf(stderr, "corpus_check: %s: record does not pack/unpack\n",
-		    path);
+		fprintf(stderr, "corpus_check: %s: record does not "
+		    "pack/unpack\n", path);
 		ok = 0;
 	} else {
 		if (record_pack(u, &p2, &l2) != 0 || l1 != l2 ||
@@ -207,7 +207,8 @@ main(int argc, char **argv)
 		struct stat st;
 
 		if (stat(argv[i], &st) == -1) {
-			fprintf(stderr, "corpus_check: %s: not found\n", argv[i]);
+			fprintf(stderr, "corpus_check: %s: not found\n",
+			    argv[i]);
 			return 2;
 		}
 		if (nftw(argv[i], visit, 32, FTW_PHYS) == -1) {
@@ -216,8 +217,9 @@ main(int argc, char **argv)
 		}
 	}
 	g_mime_shutdown();
-	printf("corpus: %lu files: %lu clean, %lu with warnings, %lu quarantined;"
-	    " %lu bad records, %lu unreadable; slowest %.3f s (%s)\n",
+	printf("corpus: %lu files: %lu clean, %lu with warnings, "
+	    "%lu quarantined; %lu bad records, %lu unreadable; "
+	    "slowest %.3f s (%s)\n",
 	    n_total, n_clean, n_warn, n_quar, n_bad, n_ioerr, slowest,
 	    slowest_path[0] ? slowest_path : "-");
 	if (n_ioerr > 0)
