@@ -68,7 +68,7 @@ BIN="$WORK/bin"
 log "generating $N messages"
 GEN_MAIN=$($PY "$HERE/gen_mail.py" "$N" "$WORK/msgs")
 mkdir -p "$WORK/pm-msgs"
-ls "$WORK/msgs" | sort | head -n "$PM_N" | while read -r f; do
+ls "$WORK/msgs" | sort | sed -n "1,${PM_N}p" | while read -r f; do
 	ln "$WORK/msgs/$f" "$WORK/pm-msgs/$f"
 done
 PM_BYTES=$(du -sb --apparent-size "$WORK/pm-msgs" | cut -f1)
