@@ -126,8 +126,13 @@ median() {
 	tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
 }
 
+# CPU time (clock ticks) of the daemon's HTTP thread (MHD names it "MHD-single")
+mhd_tid=$(for t in /proc/$PID/task/*; do grep -q '^MHD' $t/comm && basename $t; done | head -1)
+mhd_ticks() { awk '{ print $14 + $15 }' /proc/$PID/task/$mhd_tid/stat; }
+HZ=$(getconf CLK_TCK)
 quiet=""
 paced=""
+mhdcpu=""
 pacedrps=""
 abl=""
 abrps=""
@@ -138,9 +143,13 @@ while [ $r -lt "$ROUNDS" ]; do
 	"$B/bench/http_load" 127.0.0.1 "$HP" /metrics "$RATE" 600 4 > "$T/load.out" &
 	ABPID=$!
 	sleep 1
+	c0=$(mhd_ticks); w0=$(date +%s.%N)
 	paced="$paced $(ingest_round p$r)"
+	c1=$(mhd_ticks); w1=$(date +%s.%N)
 	kill -TERM "$ABPID"; wait "$ABPID" || true
 	ABPID=
+	mhdcpu="$mhdcpu $(awk -v c="$((c1 - c0))" -v hz="$HZ" -v a="$w0" -v b="$w1" \
+	    'BEGIN { printf "%.1f", 100 * c / hz / (b - a) }')"
 	pacedrps="$pacedrps $(sed -n 's/.*rate=\([0-9]*\).*/\1/p' "$T/load.out")"
 	r=$((r + 1))
 done
@@ -180,6 +189,7 @@ echo "| ingest, no HTTP load (msg/s) [$quiet ] | $mq | |"
 echo "| ingest, /metrics at $RATE req/s (msg/s) [$paced ] | $mp | |"
 echo "| ratio loaded / unloaded | $(pct "$mp" "$mq") | >= 90% |"
 echo "| /metrics req/s achieved by the paced load [$pacedrps ] | | $RATE |"
+echo "| HTTP thread CPU at $RATE req/s, % of one core [$mhdcpu ] | $(echo "$mhdcpu" | median)% | |"
 echo "| ingest, /metrics flooded by ab -k -c 4 (msg/s) [$abl ] | $ma ($(pct "$ma" "$mq")) | |"
 echo "| /metrics req/s during the flood [$abrps ] | | |"
 echo "| /metrics req/s alone, keep-alive (ab -k -c 8) | $ka | >= 5,000 |"
