@@ -64,14 +64,15 @@ gen() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-# ours N ROUNDS -> median ns/msg
+# ours N ROUNDS FIELD -> median ns/msg (FIELD ns_per_msg or cpu_ns_per_msg)
 ours() {
 	i=0
 	while [ "$i" -lt "$RUNS" ]; do
-		"$B/bench/rules_bench" "$TMP/r$1.sieve" "$2" "$TMP"/msgs/* |
-		    sed -n 's/^ns_per_msg=\([0-9]*\).*/\1/p'
+		"$B/bench/rules_bench" "$TMP/r$1.sieve" "$2" "$TMP"/msgs/*
 		i=$((i + 1))
-	done | median
+	done > "$TMP/ours$1"
+	sed -n 's/^ns_per_msg=\([0-9]*\).*/\1/p' "$TMP/ours$1" | median > "$TMP/wall$1"
+	sed -n 's/.*cpu_ns_per_msg=\([0-9]*\).*/\1/p' "$TMP/ours$1" | median
 }
 
 now_ns() { date +%s%N; }
@@ -107,8 +108,11 @@ chmod a+r "$TMP/dovecot.conf"
 if [ "$QUICK" = 1 ]; then r20=200; r200=20; else r20=2000; r200=200; fi
 echo "rules: vmingest 20 rules" >&2
 o20=$(ours 20 $r20)
+w20=$(cat "$TMP/wall20")
 echo "rules: vmingest 200 rules" >&2
 o200=$(ours 200 $r200)
+w200=$(cat "$TMP/wall200")
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 check=$("$B/bench/rules_bench" "$TMP/r20.sieve" 1 "$TMP"/msgs/* | sed 's/.*topics=/topics=/')
 
 st20=n/a; st200=n/a; pm20=n/a; pm200=n/a
@@ -136,14 +140,16 @@ echo "rules as a procmailrc), 200 generated verification messages"
 echo "(bench/gen_mail.py), $(nproc) CPU(s), $(date -u +%Y-%m-%dT%H:%MZ)."
 echo "vmingest: rules_eval() in process, median of $RUNS runs, each over all"
 echo "messages $r20 (20 rules) / $r200 (200 rules) times; the record is"
-echo "normalized beforehand, as in the daemon. sieve-test and procmail run"
+echo "normalized beforehand, as in the daemon. The goal is checked on CPU"
+echo "time per message (the machine is shared: load average $load after"
+echo "the vmingest runs); wall time is shown too. sieve-test and procmail run"
 echo "one process per message (that is how they are used: they pay"
 echo "fork/exec, configuration and script loading each time), median of 3"
 echo "runs over $NPROC_MSGS messages. Last-round totals of the 20-rule run:"
 echo "$check."
 echo
-echo "| rules | vmingest us/msg | goal | met | sieve-test us/msg | procmail us/msg |"
-echo "| ---: | ---: | ---: | :---: | ---: | ---: |"
-echo "| 20 | $(us "$o20") | 5 | $(ok "$o20" 5) | $st20 | $pm20 |"
-echo "| 200 | $(us "$o200") | 50 | $(ok "$o200" 50) | $st200 | $pm200 |"
+echo "| rules | vmingest CPU us/msg | wall us/msg | goal | met | sieve-test us/msg (wall) | procmail us/msg (wall) |"
+echo "| ---: | ---: | ---: | ---: | :---: | ---: | ---: |"
+echo "| 20 | $(us "$o20") | $(us "$w20") | 5 | $(ok "$o20" 5) | $st20 | $pm20 |"
+echo "| 200 | $(us "$o200") | $(us "$w200") | 50 | $(ok "$o200" 50) | $st200 | $pm200 |"
 echo

@@ -570,10 +570,10 @@ static const char *
 raw_header(struct sv_ctx *cx, const char *name, size_t *len)
 {
 	uint32_t h = sieve_hash_lower(name, strlen(name));
-	size_t	 i;
+	int	 i;
 	const char *p;
 
-	for (i = 0; i < cx->msg.nh; i++)
+	for (i = sieve_msg_first(&cx->msg, h); i != -1; i = cx->msg.h[i].next)
 		if (hdr_name_eq(&cx->msg.h[i], name, strlen(name), h)) {
 			sieve_msg_value(&cx->msg, i, &p, len);
 			return p;
@@ -755,8 +755,8 @@ static int
 eval_match_test(struct sv_ctx *cx, const struct sv_test *t)
 {
 	struct mstate ms;
-	size_t	 i, j;
-	int	 rc = 0;
+	size_t	 i;
+	int	 rc = 0, hj;
 
 	if (ms_begin(&ms, cx, t) == -1) {
 		ms_end(&ms);
@@ -774,21 +774,18 @@ eval_match_test(struct sv_ctx *cx, const struct sv_test *t)
 				rc = -1;
 				break;
 			}
-			for (j = 0; j < cx->msg.nh && rc == 0; j++) {
-				const struct sv_hdr *h;
+			for (hj = sieve_msg_first(&cx->msg, hash); hj != -1 &&
+			    rc == 0; hj = cx->msg.h[hj].next) {
 				const char *v;
 				size_t	 vlen;
 
-				if (cx->msg.hh[j] != hash)
-					continue;
-				h = &cx->msg.h[j];
-				if (!hdr_name_eq(h, n, nlen, hash))
+				if (!hdr_name_eq(&cx->msg.h[hj], n, nlen, hash))
 					continue;
 				if (t->kind == T_HEADER) {
-					sieve_msg_value(&cx->msg, j, &v, &vlen);
+					sieve_msg_value(&cx->msg, hj, &v, &vlen);
 					rc = ms_feed(&ms, v, vlen);
 				} else
-					rc = feed_addrs(&ms, j, t->apart);
+					rc = feed_addrs(&ms, hj, t->apart);
 			}
 		}
 		break;
@@ -911,15 +908,17 @@ eval_test(struct sv_ctx *cx, const struct sv_test *t)
 		rc = 1;
 		for (i = 0; i < t->names.n && rc == 1; i++) {
 			const char *n;
-			size_t	 nlen, j;
+			size_t	 nlen;
 			uint32_t hash;
+			int	 j;
 
 			if (name_of(cx, t, i, &n, &nlen, &hash) == -1) {
 				rc = -1;
 				break;
 			}
 			rc = 0;
-			for (j = 0; j < cx->msg.nh; j++)
+			for (j = sieve_msg_first(&cx->msg, hash); j != -1;
+			    j = cx->msg.h[j].next)
 				if (hdr_name_eq(&cx->msg.h[j], n, nlen, hash)) {
 					rc = 1;
 					break;
@@ -1204,7 +1203,14 @@ rules_eval_trace(const struct rules *r, const Vmingest__Record *rec,
 	size_t	 i;
 	int	 rc;
 
-	memset(&cx, 0, sizeof(cx));
+	/* not memset: cx.msg holds the inline header index (kilobytes),
+	 * sieve_msg_init sets what it uses */
+	memset(cx.mv, 0, sizeof(cx.mv));
+	cx.nmv = 0;
+	cx.arena = NULL;
+	cx.nactions = 0;
+	cx.explicit_keep = cx.discarded = cx.error = 0;
+	cx.errbuf[0] = '\0';
 	cx.r = r;
 	cx.rec = rec;
 	cx.out = out;

@@ -196,6 +196,7 @@ struct sv_hdr {
 	size_t	 declen;
 	char	*decbuf;	/* malloc'd when dec is not a slice of raw */
 	int	 have_dec;
+	int	 next;	/* next header in the same hash bucket, -1 at the end */
 	int	 have_addrs;	/* address list parsed (cache) */
 	struct sv_val *addrs;	/* slices of addrbuf */
 	size_t	 naddrs;
@@ -208,6 +209,7 @@ struct sv_val {
 };
 
 #define SV_HDR_INLINE	64
+#define SV_HBUCKETS	128	/* power of two */
 
 struct sv_msg {
 	const char *raw;
@@ -215,8 +217,7 @@ struct sv_msg {
 	size_t	 body_off;
 	struct sv_hdr inl[SV_HDR_INLINE];
 	struct sv_hdr *h;
-	uint32_t hinl[SV_HDR_INLINE];
-	uint32_t *hh;		/* h[i].hash again, contiguous for the scan */
+	int	 bucket[SV_HBUCKETS];	/* first header of each hash bucket, -1 */
 	size_t	 nh, cap;
 	/* body parts for :text / :content, built on first use */
 	int	 have_parts;
@@ -230,6 +231,13 @@ struct sv_msg {
 
 void	sieve_msg_init(struct sv_msg *, const void *raw, size_t len);
 void	sieve_msg_free(struct sv_msg *);
+/* The first header whose lower-cased name hashes to hash, or -1; go on
+ * with m->h[i].next.  Headers come in message order. */
+static inline int
+sieve_msg_first(const struct sv_msg *m, uint32_t hash)
+{
+	return m->bucket[hash & (SV_HBUCKETS - 1)];
+}
 /* The decoded value of header i (cached). */
 void	sieve_msg_value(struct sv_msg *, size_t i, const char **p, size_t *len);
 /* The addr-specs of header i (cached); 0, or -1 out of memory. */

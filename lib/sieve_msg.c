@@ -36,26 +36,14 @@ add_hdr(struct sv_msg *m, const char *name, size_t nlen, const char *val,
 
 	if (m->nh == m->cap) {
 		size_t	 ncap = m->cap * 2;
-		uint32_t *hh;
 
 		if (m->h == m->inl) {
 			if ((h = malloc(ncap * sizeof(*h))) == NULL)
 				return -1;
-			if ((hh = malloc(ncap * sizeof(*hh))) == NULL) {
-				free(h);
-				return -1;
-			}
 			memcpy(h, m->inl, m->nh * sizeof(*h));
-			memcpy(hh, m->hinl, m->nh * sizeof(*hh));
-		} else {
-			if ((h = realloc(m->h, ncap * sizeof(*h))) == NULL)
-				return -1;
-			m->h = h;
-			if ((hh = realloc(m->hh, ncap * sizeof(*hh))) == NULL)
-				return -1;
-		}
+		} else if ((h = realloc(m->h, ncap * sizeof(*h))) == NULL)
+			return -1;
 		m->h = h;
-		m->hh = hh;
 		m->cap = ncap;
 	}
 	h = &m->h[m->nh++];
@@ -64,7 +52,7 @@ add_hdr(struct sv_msg *m, const char *name, size_t nlen, const char *val,
 	h->val = val;
 	h->vlen = vlen;
 	h->hash = sieve_hash_lower(name, nlen);
-	m->hh[m->nh - 1] = h->hash;
+	h->next = -1;
 	h->dec = NULL;
 	h->declen = 0;
 	h->decbuf = NULL;
@@ -86,9 +74,9 @@ sieve_msg_init(struct sv_msg *m, const void *raw, size_t len)
 	m->raw = raw;
 	m->len = len;
 	m->h = m->inl;
-	m->hh = m->hinl;
 	m->nh = 0;
 	m->cap = SV_HDR_INLINE;
+	memset(m->bucket, 0xff, sizeof(m->bucket));
 	m->have_parts = 0;
 	m->parts = NULL;
 	m->nparts = 0;
@@ -136,6 +124,17 @@ sieve_msg_init(struct sv_msg *m, const void *raw, size_t len)
 	}
 	if (name != NULL && m->nh < LIMIT_HEADER_COUNT)
 		add_hdr(m, name, nlen, val, end - val);
+	/* hash chains, built backwards so that each keeps message order */
+	{
+		size_t	 i;
+
+		for (i = m->nh; i-- > 0;) {
+			int	*b = &m->bucket[m->h[i].hash & (SV_HBUCKETS - 1)];
+
+			m->h[i].next = *b;
+			*b = (int)i;
+		}
+	}
 }
 
 void
@@ -148,17 +147,14 @@ sieve_msg_free(struct sv_msg *m)
 		free(m->h[i].addrs);
 		free(m->h[i].addrbuf);
 	}
-	if (m->h != m->inl) {
+	if (m->h != m->inl)
 		free(m->h);
-		free(m->hh);
-	}
 	for (i = 0; i < m->nparts; i++) {
 		free(m->parts[i].type);
 		free(m->parts[i].text);
 	}
 	free(m->parts);
 	m->h = m->inl;
-	m->hh = m->hinl;
 	m->nh = 0;
 	m->parts = NULL;
 	m->nparts = 0;
