@@ -32,9 +32,10 @@
  * request line or header gets 431/414 and the connection is closed),
  * max_connections, per_ip and timeout_s (a slowloris holds a slot for
  * at most timeout_s, and per_ip < max_connections keeps one address from
- * taking every slot).  The handler looks only at the method and the
- * path, which are compared, never logged or echoed.  No request can
- * change anything.
+ * taking every slot).  The handler looks only at the method, the path
+ * and whether a body is announced; they are compared, never logged or
+ * echoed, and MHD's own log lines are escaped (log_escape) in case they
+ * quote the client.  No request can change anything.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -102,7 +103,7 @@ static void
 mhd_log(void *arg, const char *fmt, va_list ap)
 {
 	struct http *h = arg;
-	char	 line[512];
+	char	 line[512], esc[1024];
 	time_t	 now = time(NULL);
 	size_t	 n;
 
@@ -123,7 +124,8 @@ mhd_log(void *arg, const char *fmt, va_list ap)
 	n = strlen(line);
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
-	log_warnx("http: %s", line);
+	/* MHD may quote what a client sent: escape it */
+	log_warnx("http: %s", log_escape(esc, sizeof(esc), line, n));
 }
 
 static enum MHD_Result
