@@ -305,6 +305,17 @@ def composed_messages(tmpdir):
             else:
                 msgs.append(("ims:" + name, (hdr % ("seismic@" + DOMAIN, "IMS " + name,
                                                    "ims%d" % i)).encode() + b"\n" + data))
+    # IMS request messages (what AutoDRM receives), as mail bodies
+    req = os.path.join(ims, "requests")
+    if os.path.isdir(req):
+        for name in sorted(os.listdir(req)):
+            if not name.endswith(".msg"):
+                continue
+            with open(os.path.join(req, name), "rb") as f:
+                data = f.read()
+            i += 1
+            msgs.append(("ims-request:" + name, (hdr % ("autodrm@" + DOMAIN, "REQUEST " + name,
+                                                       "req%d" % i)).encode() + b"\n" + data))
     out = []
     for k, (tag, data) in enumerate(msgs):
         path = os.path.join(tmpdir, "msg%03d.smtp" % k)
@@ -477,6 +488,17 @@ def test_postfix_delivers_byte_for_byte(chain, tmp_path):
     recs, _ = check_stored(pf, d, comp)
     assert {r["queue"] for r in recs} == {"rms", "seismic", "autodrm"} or \
         not os.path.isdir(os.path.join(CORPUS, "ims"))
+    # the IMS requests came through Postfix still recognisable as IMS
+    index = os.path.join(CORPUS, "ims", "requests", "INDEX.tsv")
+    if os.path.exists(index):
+        by_subject = {r.get("subject"): r for r in recs}
+        good = [l.split("\t")[0] for l in open(index)
+                if "\texpected to parse" in l]
+        assert good
+        for name in good:
+            r = by_subject.get("REQUEST " + name)
+            assert r is not None, "IMS request %s not stored" % name
+            assert r.get("ims"), "IMS request %s lost its IMS parse: %r" % (name, r)
     st = os.stat(d.store)
     import pwd
     assert st.st_uid == pwd.getpwnam("nobody").pw_uid, "store not the daemon user's"
