@@ -214,19 +214,24 @@ test_bytes_oldest_first(void **state)
 {
 	struct retention_result res;
 	struct store_stat ss;
-	uint64_t i, first;
+	uint64_t i, first, total = 0;
+	int	 passes = 0;
 
 	cf->store.retain_bytes = 512 * 1024;
 	for (i = 0; i < 300; i++)
 		add(NOW, 6000);		/* two pages each */
-	assert_int_equal(retention_pass(st, cf, NOW, &res), 0);
-	assert_true(res.records > 0);
+	/* a pass may stop early on its time budget: run until one does nothing */
+	do {
+		assert_int_equal(retention_pass(st, cf, NOW, &res), 0);
+		total += res.records;
+	} while (res.records > 0 && ++passes < 100);
+	assert_true(total > 0);
 	assert_int_equal(store_stat(st, &ss), 0);
 	assert_true(ss.raw_bytes <= 512 * 1024);
 	assert_int_equal(ss.head_seq, 300);
 	first = ss.first_seq;
 	assert_int_equal(ss.records, 300 - (first - 1));
-	assert_int_equal(res.records, first - 1);
+	assert_int_equal(total, first - 1);
 	assert_true(has_record(300) && !has_record(first - 1));
 }
 
