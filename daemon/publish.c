@@ -86,6 +86,16 @@ struct publisher {
 	uint64_t dropped_seen;	/* PUB thread: dropped at the last heads refresh */
 };
 
+/* protobuf-c string fields are char *; we only ever read through them */
+static char *
+pb_str(const char *s)
+{
+	union { const char *c; char *m; } u;
+
+	u.c = s;
+	return u.m;
+}
+
 static int64_t
 now_us(void)
 {
@@ -202,7 +212,7 @@ send_record(struct publisher *p, Vmingest__Record *rec)
 		const char *t = rec->topics[i]->topic;
 
 		env.topic_seq = rec->topics[i]->topic_seq;
-		env.topic = (char *)(uintptr_t)t;
+		env.topic = pb_str(t);
 		zmq_msg_init(&copy);
 		zmq_msg_copy(&copy, &body);
 		if (send_frame(p->pub, t, strlen(t), ZMQ_SNDMORE) != 0 ||
@@ -282,7 +292,7 @@ send_heartbeat(struct publisher *p)
 	env.kind = VMINGEST__ENVELOPE__KIND__HEARTBEAT;
 	env.head_seq = p->head_seq;
 	env.sent_at_us = now_us();
-	env.topic = (char *)(uintptr_t)PUBLISH_HB_TOPIC;
+	env.topic = pb_str(PUBLISH_HB_TOPIC);
 	do {
 		env.heads = thp ? thp + off : NULL;
 		env.n_heads = n - off > PUBLISH_HB_HEADS ? PUBLISH_HB_HEADS : n - off;

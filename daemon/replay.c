@@ -96,6 +96,16 @@ struct replay {
 	struct zap_counters mc;
 };
 
+/* protobuf-c string fields are char *; we only ever read through them */
+static char *
+pb_str(const char *s)
+{
+	union { const char *c; char *m; } u;
+
+	u.c = s;
+	return u.m;
+}
+
 static int64_t
 mono_ms(void)
 {
@@ -210,7 +220,7 @@ send_error(struct replay *rp, const uint8_t *id, size_t idlen, int delim,
 	char	 esc[300];
 
 	env.kind = VMINGEST__ENVELOPE__KIND__ERROR;
-	env.error = (char *)(uintptr_t)why;
+	env.error = pb_str(why);
 	env.request_id = request_id;
 	send_control(rp, id, idlen, delim, &env);
 	log_escape(esc, sizeof(esc), why, strlen(why));
@@ -474,7 +484,7 @@ send_record(struct replay *rp, struct stream *s, uint64_t seq, const char *topic
 	env.topic_seq = ts;
 	env.kind = VMINGEST__ENVELOPE__KIND__RECORD;
 	env.request_id = s->request_id;
-	env.topic = (char *)(uintptr_t)topic;
+	env.topic = pb_str(topic);
 	env.sent_at_us = now_us();
 	if (s->with_raw && store_get_raw(rp->r, seq, &raw, &rawlen) != 0) {
 		raw = "";
