@@ -2,7 +2,8 @@
 
 A private Postfix instance (its own config_directory, queue and data
 directories, a free loopback port) is configured from deploy/postfix/
-(main.cf and the mailbox map, placeholders filled in), receives mail over
+(main.cf merged line by line with `postconf -e` as docs/OPERATIONS.md
+says, and the mailbox map, placeholders filled in), receives mail over
 SMTP from swaks and smtp-source, and its virtual(8) agent delivers into
 one Maildir per functional mailbox.  vmingestd, started as root with
 [daemon] user = nobody, drains those Maildirs.  As in production
@@ -41,6 +42,7 @@ MAILBOXES = ("rms", "seismic", "autodrm")
 SENDER = "station@remote.example"
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 POSTQUEUE = shutil.which("postqueue") or "/usr/sbin/postqueue"
+POSTCONF = shutil.which("postconf") or "/usr/sbin/postconf"
 SWAKS = shutil.which("swaks") or "/usr/bin/swaks"
 SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
 
@@ -49,7 +51,7 @@ def _skip_reason():
     if os.geteuid() != 0:
         return ("not root: a private Postfix needs root (master, setuid "
                 "virtual delivery); CI runs this as root")
-    for tool in (POSTFIX, POSTQUEUE, SWAKS, SMTP_SOURCE):
+    for tool in (POSTFIX, POSTQUEUE, POSTCONF, SWAKS, SMTP_SOURCE):
         if not os.access(tool, os.X_OK):
             return "%s not installed (Debian postfix, swaks)" % tool
     try:
@@ -132,14 +134,13 @@ class Postfix:
             return text
 
         with open(os.path.join(REPO, "deploy/postfix/main.cf")) as f:
-            main_cf = fill(f.read())
+            snippet = fill(f.read())
         with open(os.path.join(REPO, "deploy/postfix/vmingest_mailboxes")) as f:
             boxes = fill(f.read())
         # Test-only lines: a private instance on loopback, and the archive
         # copy of every message (an address that expands to itself is
         # delivered as itself, see virtual(5)).
-        main_cf += """
-# ---- test instance only ----
+        main_cf = """# ---- test instance only ----
 queue_directory = {q}
 data_directory = {d}
 inet_interfaces = 127.0.0.1
@@ -162,6 +163,13 @@ virtual_alias_maps = texthash:{etc}/archive_alias
                            ("master.cf", MASTER_CF.format(port=self.port))):
             with open(os.path.join(self.etc, name), "w") as f:
                 f.write(text)
+        # The site's settings go in the way docs/OPERATIONS.md says: one
+        # `postconf -e` per line of deploy/postfix/main.cf.
+        for line in snippet.splitlines():
+            if line.strip() and not line.startswith("#"):
+                r = subprocess.run([POSTCONF, "-c", self.etc, "-e", line],
+                                   capture_output=True, text=True, timeout=60)
+                assert r.returncode == 0 and not r.stderr, (line, r.stderr)
 
     def maildir(self, mb):
         return os.path.join(self.base, mb)
