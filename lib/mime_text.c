@@ -211,6 +211,38 @@ mime_decode_part(GMimePart *part, struct mime_buf *out, size_t *encoded_size,
 	return rc;
 }
 
+/*
+ * Length of the prefix of p that is ASCII without NUL, 8 bytes at a time
+ * (record.c's utf8_valid_ok goes byte by byte, and IMS text is ASCII:
+ * it was 37% of normalize on a 600 KB waveform message).
+ */
+static size_t
+ascii_prefix(const char *p, size_t len)
+{
+	const uint64_t hi = 0x8080808080808080ull, lo = 0x0101010101010101ull;
+	uint64_t w;
+	size_t	 i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, p + i, 8);
+		/* a byte >= 0x80, or a zero byte */
+		if ((w & hi) != 0 || ((w - lo) & ~w & hi) != 0)
+			break;
+	}
+	while (i < len && (unsigned char)p[i] < 0x80 && p[i] != '\0')
+		i++;
+	return i;
+}
+
+/* utf8_valid_ok() with an ASCII fast path. */
+static int
+utf8_ok(const char *p, size_t len)
+{
+	size_t	 a = ascii_prefix(p, len);
+
+	return a == len || utf8_valid_ok(p + a, len - a);
+}
+
 static int
 is_utf8_name(const char *cs)
 {
@@ -257,14 +289,14 @@ mime_to_utf8(const char *charset, const char *in, size_t len, size_t *outlen,
 	*flags = 0;
 	*outlen = len;
 	if (is_utf8_name(charset)) {
-		if (utf8_valid_ok(in, len))
+		if (utf8_ok(in, len))
 			return NULL;
 		return repair_utf8(in, len, outlen, flags);
 	}
 	cd = g_mime_iconv_open("UTF-8", charset);
 	if (cd == (iconv_t)-1) {
 		*flags |= MIME_CS_UNKNOWN;
-		if (utf8_valid_ok(in, len))
+		if (utf8_ok(in, len))
 			return NULL;
 		return repair_utf8(in, len, outlen, flags);
 	}
@@ -315,7 +347,7 @@ mime_to_utf8(const char *charset, const char *in, size_t len, size_t *outlen,
 	g_mime_iconv_close(cd);
 	*op = '\0';
 	*outlen = (size_t)(op - out);
-	if (!utf8_valid_ok(out, *outlen)) {
+	if (!utf8_ok(out, *outlen)) {
 		/* NUL bytes came through, or a broken converter */
 		int	 f2 = 0;
 
