@@ -23,10 +23,14 @@
 #include "mime_guard.h"
 
 /* Fields GMime parses as address lists (and Resent-*, to be safe). */
-static const char *const addr_names[] = {
-	"from", "sender", "reply-to", "to", "cc", "bcc",
-	"resent-from", "resent-sender", "resent-reply-to", "resent-to",
-	"resent-cc", "resent-bcc",
+static const struct {
+	const char *name;
+	size_t	 len;
+} addr_names[] = {
+	{ "from", 4 }, { "sender", 6 }, { "reply-to", 8 }, { "to", 2 },
+	{ "cc", 2 }, { "bcc", 3 }, { "resent-from", 11 },
+	{ "resent-sender", 13 }, { "resent-reply-to", 15 },
+	{ "resent-to", 9 }, { "resent-cc", 9 }, { "resent-bcc", 10 },
 };
 
 /* Length of the field name at p if it is an address field, else 0. */
@@ -34,10 +38,13 @@ static size_t
 addr_name(const char *p, size_t len)
 {
 	size_t	 i, k, n;
+	int	 c = p[0] | 0x20;
 
 	for (i = 0; i < sizeof(addr_names) / sizeof(addr_names[0]); i++) {
-		n = strlen(addr_names[i]);
-		if (len <= n || strncasecmp(p, addr_names[i], n) != 0)
+		n = addr_names[i].len;
+		/* most body lines fail on the first byte or the length */
+		if (addr_names[i].name[0] != c || len <= n ||
+		    strncasecmp(p, addr_names[i].name, n) != 0)
 			continue;
 		for (k = n; k < len && (p[k] == ' ' || p[k] == '\t'); k++)
 			;
