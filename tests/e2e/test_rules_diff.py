@@ -411,3 +411,70 @@ def test_rules_match_pigeonhole(setup_dirs):
         sp0 = unexplained[0][0]
         pytest.fail("%d of %d runs differ from sieve-test:\n%s\n--- first script:\n%s"
                     % (len(unexplained), total, "\n".join(lines), texts[sp0]))
+
+
+# ---------------------------------------------------------------- the CLI
+# `vmingest rules check|test` on small inputs we write here (no corpus).
+
+def _cli(*args):
+    if not os.access(VMINGEST, os.X_OK):
+        pytest.skip("%s not built" % VMINGEST)
+    return subprocess.run([VMINGEST, "rules"] + list(args), capture_output=True,
+                          text=True, timeout=60)
+
+
+CLI_SCRIPT = """require ["fileinto", "copy", "vnd.vmingest"];
+if header :contains "subject" "phd" { fileinto "rn.phd"; }
+if header :contains "subject" "copy" { fileinto :copy "ops.copy"; label "c"; }
+if header :is "subject" "drop" { discard; }
+"""
+
+
+def test_cli_check(tmp_path):
+    good = tmp_path / "good.sieve"
+    good.write_text(CLI_SCRIPT)
+    p = _cli("check", str(good))
+    assert p.returncode == 0, p.stderr
+    bad = tmp_path / "bad.sieve"
+    bad.write_text('require "fileinto";\nif true {\n  fileinto "Not A Topic";\n}\n')
+    p = _cli("check", str(bad))
+    assert p.returncode == 1
+    assert p.stderr.startswith("%s:3:3: fileinto: \"Not A Topic\" is not a valid topic" % bad)
+    assert _cli("check").returncode == 2
+    assert _cli("frob", str(good)).returncode == 2
+    p = _cli("--help")
+    assert p.returncode == 0 and "SYNOPSIS" in p.stdout and "EXIT STATUS" in p.stdout
+
+
+def test_cli_test_json(tmp_path):
+    script = tmp_path / "r.sieve"
+    script.write_text(CLI_SCRIPT)
+    msgs = []
+    for name, subj in [("a", "phd report"), ("b", "copy me"), ("c", "drop"), ("d", "other")]:
+        m = tmp_path / (name + ".eml")
+        m.write_bytes(b"From: x@y.example\r\nSubject: " + subj.encode() + b"\r\n\r\nbody\r\n")
+        msgs.append(str(m))
+    missing = str(tmp_path / "missing.eml")
+    args = msgs[:2] + [missing] + msgs[2:]
+    p = _cli("test", "--json", "--trace", str(script), *args)
+    assert p.returncode == 0, p.stderr
+    objs = [json.loads(line) for line in p.stdout.splitlines()]
+    assert [o["message"] for o in objs] == args
+    a, b, gone, c, d = objs
+    assert (a["topics"], a["keep"], a["discard"], a["error"]) == (["rn.phd"], False, False, None)
+    assert (b["topics"], b["keep"], b["labels"]) == (["ops.copy"], True, ["c"])
+    assert b["actions"] == ['fileinto :copy "ops.copy"', 'label "c"', "keep (implicit)"]
+    assert gone["error"].startswith("cannot open") and gone["topics"] == []
+    assert (c["topics"], c["keep"], c["discard"]) == ([], False, True)
+    assert (d["topics"], d["keep"], d["discard"]) == ([], True, False)
+    assert c["trace"] == ["2:4 header false", "3:4 header false", "4:4 header true"]
+
+    p = _cli("test", str(script), msgs[0])
+    assert p.returncode == 0
+    assert 'fileinto "rn.phd"' in p.stdout and "Keep: no" in p.stdout
+
+    broken = tmp_path / "broken.sieve"
+    broken.write_text("keep")
+    p = _cli("test", "--json", str(broken), msgs[0])
+    assert p.returncode == 1 and p.stdout == ""
+    assert "broken.sieve:1:5: expected ';'" in p.stderr
