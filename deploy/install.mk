@@ -11,8 +11,8 @@
 #   man pages              MANDIR/man{1,5,8}/*.gz (gzip -9n, as Debian policy)
 #   Postfix snippets       DOCDIR/postfix/ (examples: main.cf, mailbox map)
 #
-# With PREFIX=/usr (a package) the unit, sysusers and tmpfiles go under
-# /usr/lib; with any other prefix (/usr/local) under /etc, since
+# With PREFIX=/usr (a package) the unit, sysusers and tmpfiles go where
+# systemd.pc says; with any other prefix (/usr/local) under /etc, since
 # systemd-sysusers and systemd-tmpfiles do not read /usr/local.  Nothing is
 # started, enabled or created on the running system: after installing,
 # run systemd-sysusers, systemd-tmpfiles --create, then
@@ -26,14 +26,18 @@ INSTALL   ?= install
 SBINDIR   ?= $(PREFIX)/sbin
 MANDIR    ?= $(PREFIX)/share/man
 DOCDIR    ?= $(PREFIX)/share/doc/vmingest
+# A package (PREFIX=/usr) uses the directories systemd.pc names (Debian 12:
+# /lib/systemd/system, /usr/lib/sysusers.d, /usr/lib/tmpfiles.d).
+sdvar = $(or $(shell pkg-config --variable=$(1) systemd 2>/dev/null),$(2))
 ifeq ($(PREFIX),/usr)
-LIBSYSTEMD ?= /usr/lib
+UNITDIR     ?= $(call sdvar,systemdsystemunitdir,/usr/lib/systemd/system)
+SYSUSERSDIR ?= $(call sdvar,sysusersdir,/usr/lib/sysusers.d)
+TMPFILESDIR ?= $(call sdvar,tmpfilesdir,/usr/lib/tmpfiles.d)
 else
-LIBSYSTEMD ?= /etc
+UNITDIR     ?= /etc/systemd/system
+SYSUSERSDIR ?= /etc/sysusers.d
+TMPFILESDIR ?= /etc/tmpfiles.d
 endif
-UNITDIR     ?= $(LIBSYSTEMD)/systemd/system
-SYSUSERSDIR ?= $(LIBSYSTEMD)/sysusers.d
-TMPFILESDIR ?= $(LIBSYSTEMD)/tmpfiles.d
 
 MAN1 := $(wildcard docs/man/*.1)
 MAN5 := $(wildcard docs/man/*.5)
