@@ -21,7 +21,8 @@
  * "N.TEXT" (IMAP's name for that body) and its children are "N.1",
  * "N.2", ...  depth counts entities from the top (0), so the body of a
  * message/rfc822 part at depth d has depth d + 1.  encoded_size,
- * decoded_size and sha256 are set for leaves only.
+ * decoded_size and sha256 are set for leaves only (and for a
+ * message/rfc822 part sent base64 or QP, which is decoded).
  *
  * TEXT: each text/ANY leaf (a non-MIME body is one) is transfer-decoded
  * once, converted in full to UTF-8 (U+FFFD for bytes that do not
