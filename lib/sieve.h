@@ -11,7 +11,8 @@
  *                  address lists, body (raw, or MIME text via GMime)
  *   sieve_match.c  comparators, match types (:is :contains :matches
  *                  :regex :value :count) and match variables
- *   rules.c        the public API and the evaluator
+ *   sieve_eval.c   the tests, run on one message (struct sv_ctx)
+ *   rules.c        the public API, the commands and the RuleResult
  *
  * OWNERSHIP: everything hung on a struct rules is owned by it and freed
  * by rules_free(); everything hung on a struct sv_ctx lives for one eval.
@@ -273,5 +274,50 @@ int	sieve_rel_ok(int cmp, int rel, const char *val, size_t vlen,
  * or -1 with a reason in err. Rejects back-references and big bounds. */
 int	sieve_regex_compile(regex_t *, const char *pat, size_t len,
 	    int cmp, size_t maxbytes, char *err, size_t errlen);
+
+/* ---- evaluation (rules.c, sieve_eval.c) ---- */
+
+#define RULES_REGEX_SUBJECT_DEFAULT	(8u << 10)
+
+struct arena_blk {
+	struct arena_blk *next;
+	size_t	 used, cap;
+	char	 data[];
+};
+
+struct sv_var {
+	char	*s;
+	size_t	 len;
+};
+
+struct sv_ctx {
+	const struct rules *r;
+	const Vmingest__Record *rec;
+	struct sv_msg msg;
+	Vmingest__RuleResult *out;
+	struct sv_var *vars;
+	struct sv_var mv[SV_NMATCH];
+	size_t	 nmv;
+	struct arena_blk *arena;
+	size_t	 nactions;
+	int	 implicit_keep, explicit_keep, discarded;
+	int	 error;
+	char	 errbuf[512];
+	rules_trace_fn trace;
+	void	*targ;
+};
+
+#define EV_OK	0
+#define EV_STOP	1
+#define EV_ERR	(-1)
+
+void	sieve_rt_error(struct sv_ctx *, unsigned line, unsigned col,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void	*sieve_arena_alloc(struct sv_ctx *, size_t);
+int	sieve_expand(struct sv_ctx *, const struct sv_str *, unsigned line,
+	    unsigned col, const char **p, size_t *len);
+int	sieve_setvar(struct sv_var *, const char *s, size_t len);
+int	sieve_eval_test(struct sv_ctx *, const struct sv_test *);
+int	sieve_ims_field(const char *s, size_t len);	/* sieve_parse.c */
 
 #endif

@@ -723,7 +723,6 @@ ims_fields(struct parser *p, struct sv_test *t)
 }
 
 /* The field number of a name, for names built at run time; -1 if none. */
-int	sieve_ims_field(const char *s, size_t len);
 int
 sieve_ims_field(const char *s, size_t len)
 {
