@@ -440,18 +440,23 @@ walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text,
 	char	*conv, esc[176];
 	size_t	 esz, ulen, keep;
 	int	 dflags, cflags, want_ims;
+	GMimeContentEncoding enc;
 
-	te = g_mime_object_get_header(GMIME_OBJECT(gp),
-	    "Content-Transfer-Encoding");
-	if (te != NULL) {
+	/*
+	 * GMime has parsed the encoding; the header itself is only needed
+	 * to tell an unknown one (kept as sent) from none (RFC 2045: 7bit).
+	 */
+	if ((enc = g_mime_part_get_content_encoding(gp)) !=
+	    GMIME_CONTENT_ENCODING_DEFAULT)
+		p->transfer_encoding = rec_strdup(
+		    g_mime_content_encoding_to_string(enc));
+	else if ((te = g_mime_object_get_header(GMIME_OBJECT(gp),
+	    "Content-Transfer-Encoding")) != NULL) {
 		while (*te == ' ' || *te == '\t')
 			te++;
 		p->transfer_encoding = lower_dup(te);
-		if (g_mime_part_get_content_encoding(gp) ==
-		    GMIME_CONTENT_ENCODING_DEFAULT)
-			norm_warn(n, "part %s: unknown transfer encoding "
-			    "\"%s\"", p->path, esc_field(esc, sizeof(esc),
-			    p->transfer_encoding));
+		norm_warn(n, "part %s: unknown transfer encoding \"%s\"",
+		    p->path, esc_field(esc, sizeof(esc), p->transfer_encoding));
 	} else
 		p->transfer_encoding = rec_strdup("7bit");
 
