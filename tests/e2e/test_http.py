@@ -250,6 +250,31 @@ def test_readiness_maildir(make_daemon):
     d.wait_records(2)
 
 
+@pytest.mark.xfail(strict=True, reason="daemon/ingest.c keeps reading a deleted "
+                   "new/ through its open fd (IN_DELETE_SELF only comes when the "
+                   "last fd closes): mail in the replacement new/ waits unseen, "
+                   "backlog 0, /readyz 200 - reported to the lead")
+def test_readiness_new_replaced(make_daemon):
+    """An operator replaces new/ (rm -r new; mkdir new): the daemon must
+    either ingest from the new directory or say it cannot."""
+    d = make_daemon(extra={"store": {"rescan_s": "1"}}).start()
+    new = os.path.join(d.maildir().path, "new")
+    shutil.rmtree(new)
+    os.mkdir(new)
+    name = d.maildir().deliver(message(1))
+
+    def truthful():
+        if d.stats()["last_seq"] >= 1:
+            return "ingested"
+        code, j = get_json(d, "/readyz")
+        if code == 503:
+            return "not ready"
+        return None
+    wait_for(truthful, 10, what="ingested, or /readyz 503")
+    assert name not in d.maildir().new_files() or \
+        get_json(d, "/readyz")[0] == 503
+
+
 def test_readiness_map_full(make_daemon, tmp_path):
     # the threshold applies to the disk too: stay below its free share
     vfs = os.statvfs(str(tmp_path))
