@@ -9,7 +9,7 @@
  * Format (text, one item a line, written by checkpoint_write only):
  *   vmingest-checkpoint 1
  *   epoch 0123456789abcdef      (hex)
- *   seq 1234                    (last processed global seq)
+ *   seq 1234                    (every record up to this seq processed)
  *   topic rn.phd 55             (last processed topic_seq per topic)
  *
  * SECURITY: the file is the consumer's own state, but it is parsed

@@ -3,7 +3,7 @@
  *
  * States:
  *   NEED_SYNC  a catch-up from the log is due: send a ReplayRequest for
- *              everything after last_seq (or, starting "from now", only
+ *              everything after safe_seq (or, starting "from now", only
  *              the heads), go to SYNC
  *   SYNC       read replay replies and deliver their records; buffer the
  *              live feed (bounded); REPLAY_END sets the position and the
@@ -12,11 +12,18 @@
  *              was delivered already; a topic_seq jump or a heartbeat
  *              head ahead of us, or silence, goes back to NEED_SYNC
  *
- * Position: last_seq (global seq of the last record delivered) and, per
- * subscribed topic, the last topic_seq delivered (or announced by the
- * log as covered).  Because the daemon sends records in seq order on one
- * socket, and the log returns them in seq order, "seq <= last_seq" is a
- * duplicate and "topic_seq > known + 1" is a loss.
+ * Position: per subscribed topic, the last topic_seq delivered (known),
+ * and safe_seq, a watermark: every matching record with seq <= safe_seq
+ * has been delivered.  A record is new if one of its matching topics has
+ * a topic_seq above known; "topic_seq > known + 1" on the live feed is a
+ * loss.  safe_seq moves at a REPLAY_END (to the covered seq) and at a
+ * heartbeat that shows no loss (to its head_seq) - not at each live
+ * record, because a live record of topic A says nothing about a lost
+ * record of topic B sent before it.  Every catch-up starts at
+ * safe_seq + 1 and drops what was delivered already, so a loss noticed
+ * late (on another topic, or only at the next heartbeat) is still
+ * recovered.  Hence the order: increasing topic_seq within each topic,
+ * increasing seq across topics except where a loss was recovered.
  *
  * Error policy: socket and protocol trouble is retried (the request is
  * sent again after replay_timeout_ms); an epoch change is sticky and
@@ -66,7 +73,9 @@ struct vmi_sub {
 	int	 head_only;	/* the next catch-up only fetches heads (from now) */
 	uint64_t epoch;
 	int	 have_epoch;
-	uint64_t last_seq;
+	uint64_t safe_seq;	/* every matching record <= this was delivered */
+	uint64_t last_seq;	/* highest seq delivered */
+	int	 dirty;		/* position changed since the last checkpoint */
 	GHashTable *known;	/* topic -> uint64_t* last topic_seq */
 	uint64_t req_id;
 	int64_t	 req_ms;	/* last request sent or reply received */
@@ -75,7 +84,6 @@ struct vmi_sub {
 	size_t	 buffer_bytes;
 	int64_t	 ck_ms;		/* last checkpoint written */
 
-	uint64_t ck_seq;	/* last_seq at the last checkpoint */
 	unsigned since_ck;
 	int	 failed;
 	char	 error[512];
@@ -249,8 +257,8 @@ vmi_sub_open(struct vmi_sub **out, const struct vmi_sub_opts *o, char *err,
 		s->prefixes[s->n_prefixes++] = dupn(o->prefixes[i]);
 
 	switch (o->from) {
-	case VMI_FROM_START: s->last_seq = 0; break;
-	case VMI_FROM_SEQ: s->last_seq = o->from_seq ? o->from_seq - 1 : 0; break;
+	case VMI_FROM_START: s->safe_seq = 0; break;
+	case VMI_FROM_SEQ: s->safe_seq = o->from_seq ? o->from_seq - 1 : 0; break;
 	default: s->head_only = 1; break;
 	}
 	if (s->checkpoint != NULL) {
@@ -262,7 +270,7 @@ vmi_sub_open(struct vmi_sub **out, const struct vmi_sub_opts *o, char *err,
 		if (rc == 0) {
 			s->epoch = ck.epoch;
 			s->have_epoch = 1;
-			s->last_seq = s->ck_seq = ck.seq;
+			s->safe_seq = s->last_seq = ck.seq;
 			s->head_only = 0;
 			for (i = 0; i < ck.n_topics; i++)
 				known_set(s, ck.topics[i].topic, ck.topics[i].ts);
@@ -319,7 +327,7 @@ send_request(struct vmi_sub *s)
 
 	q.prefixes = s->prefixes;
 	q.n_prefixes = s->n_prefixes;
-	q.from_seq = s->last_seq + 1;
+	q.from_seq = s->safe_seq + 1;
 	q.credit = s->credit;
 	q.request_id = ++s->req_id;
 	q.head_only = s->head_only;
@@ -384,9 +392,9 @@ take_record(struct vmi_sub *s, const Vmingest__Envelope *env, const char *ftopic
 {
 	Vmingest__Record *rec;
 	size_t	 i;
-	int	 any = 0;
+	int	 any = 0, fresh = 0, gap = 0;
 
-	if (env->seq <= s->last_seq) {
+	if (env->seq <= s->safe_seq) {		/* below the watermark: seen */
 		s->st.duplicates++;
 		return 0;
 	}
@@ -401,22 +409,34 @@ take_record(struct vmi_sub *s, const Vmingest__Envelope *env, const char *ftopic
 			continue;
 		any = 1;
 		k = known_get(s, t->topic);
-		if (t->topic_seq > k + 1 && !replayed) {
-			/* lost something on this topic: fetch it from the log */
-			s->st.gaps++;
-			vmingest__record__free_unpacked(rec, NULL);
-			resync(s);
-			return 2;
+		if (t->topic_seq > k)
+			fresh = 1;
+		if (t->topic_seq > k + 1) {
+			if (!replayed)
+				gap = 1;
+			else if (k > 0)
+				s->st.lost++;	/* not in the log (retention) */
 		}
 	}
-	if (!any && rec->n_topics > 0) {
+	if (gap) {
+		/* lost something on this topic: fetch it from the log */
+		s->st.gaps++;
+		vmingest__record__free_unpacked(rec, NULL);
+		resync(s);
+		return 2;
+	}
+	if (!any || !fresh) {
+		if (any)
+			s->st.duplicates++;
 		vmingest__record__free_unpacked(rec, NULL);
 		return 0;
 	}
 	for (i = 0; i < rec->n_topics; i++)
 		if (prefix_match(s, rec->topics[i]->topic))
 			known_set(s, rec->topics[i]->topic, rec->topics[i]->topic_seq);
-	s->last_seq = env->seq;
+	if (env->seq > s->last_seq)
+		s->last_seq = env->seq;
+	s->dirty = 1;
 	memset(msg, 0, sizeof(*msg));
 	msg->rec = rec;
 	snprintf(msg->topic, sizeof(msg->topic), "%s", ftopic);
@@ -465,6 +485,17 @@ handle_live(struct vmi_sub *s, struct live_msg *m, struct vmi_msg *msg)
 				break;
 			}
 		}
+		/*
+		 * No loss: every record sent before this heartbeat has been
+		 * delivered, so the watermark moves to its head_seq.  Not on
+		 * a part of a split heartbeat (a full one: the other parts
+		 * may name a topic we are behind on).
+		 */
+		if (s->state == ST_LIVE && env->n_heads < VMI_HEARTBEAT_MAX_HEADS &&
+		    env->head_seq > s->safe_seq) {
+			s->safe_seq = env->head_seq;
+			s->dirty = 1;
+		}
 	} else if (env->kind == VMINGEST__ENVELOPE__KIND__RECORD && m->n == 3) {
 		rc = take_record(s, env, topic, &m->f[2], 0, msg) == 1 ? 1 : 0;
 	}
@@ -506,8 +537,11 @@ handle_replay(struct vmi_sub *s, zmq_msg_t *f, int n, struct vmi_msg *msg)
 		break;
 	case VMINGEST__ENVELOPE__KIND__REPLAY_END:
 		/* everything up to env->seq has been delivered; adopt the heads */
+		if (env->seq > s->safe_seq)
+			s->safe_seq = env->seq;
 		if (env->seq > s->last_seq)
 			s->last_seq = env->seq;
+		s->dirty = 1;
 		for (i = 0; i < env->n_heads; i++)
 			if (prefix_match(s, env->heads[i]->topic))
 				known_set(s, env->heads[i]->topic,
@@ -566,7 +600,7 @@ close_frames(zmq_msg_t *f, int n)
 static void
 maybe_checkpoint(struct vmi_sub *s, int force)
 {
-	if (s->checkpoint == NULL || !s->have_epoch || s->last_seq == s->ck_seq)
+	if (s->checkpoint == NULL || !s->have_epoch || !s->dirty)
 		return;
 	if (!force && s->since_ck < s->checkpoint_every)
 		return;
@@ -586,7 +620,7 @@ vmi_sub_checkpoint(struct vmi_sub *s)
 		return VMI_OK;
 	memset(&ck, 0, sizeof(ck));
 	ck.epoch = s->epoch;
-	ck.seq = s->last_seq;
+	ck.seq = s->safe_seq;
 	ck.n_topics = g_hash_table_size(s->known);
 	if (ck.n_topics > 0 && (ck.topics = calloc(ck.n_topics,
 	    sizeof(*ck.topics))) == NULL)
@@ -604,7 +638,7 @@ vmi_sub_checkpoint(struct vmi_sub *s)
 		    s->checkpoint, strerror(errno));
 		return VMI_E_CHECKPOINT;
 	}
-	s->ck_seq = s->last_seq;
+	s->dirty = 0;
 	s->ck_ms = mono_ms();
 	s->since_ck = 0;
 	s->st.checkpoints++;
@@ -694,13 +728,13 @@ vmi_sub_next(struct vmi_sub *s, struct vmi_msg *msg, int timeout_ms)
 		 * every SUB_CKPT_MIN_MS (a record at a time would mean an
 		 * fsync per record); come back when the interval is over.
 		 */
-		if (s->checkpoint != NULL && s->have_epoch && s->last_seq != s->ck_seq &&
+		if (s->checkpoint != NULL && s->have_epoch && s->dirty &&
 		    now - s->ck_ms >= SUB_CKPT_MIN_MS)
 			maybe_checkpoint(s, 1);
 		if (now >= deadline)
 			return VMI_E_TIMEOUT;
 		wait = deadline - now;
-		if (s->checkpoint != NULL && s->last_seq != s->ck_seq &&
+		if (s->checkpoint != NULL && s->have_epoch && s->dirty &&
 		    wait > SUB_CKPT_MIN_MS - (now - s->ck_ms))
 			wait = SUB_CKPT_MIN_MS - (now - s->ck_ms);
 		if (s->state == ST_SYNC && wait > s->replay_timeout_ms - (now - s->req_ms))

@@ -24,10 +24,13 @@
  *   vmi_strerror        name a VMI_E_* code
  *
  * Ordering and uniqueness: vmi_sub_next returns each record matching the
- * subscription once, in increasing global `seq` (gaps in seq are normal:
- * quarantined and discarded records are not published, and other topics
- * are filtered out).  A record published on several subscribed topics is
- * returned once.
+ * subscription once.  Within a topic, records come in increasing
+ * topic_seq with no gap.  Across topics they come in increasing global
+ * `seq`, except after a loss: a record of topic B recovered from the log
+ * may come after a newer record of topic A that arrived live before the
+ * loss on B could be noticed.  (Gaps in seq are normal: quarantined and
+ * discarded records are not published, other topics are filtered out.)
+ * A record published on several subscribed topics is returned once.
  *
  * Epochs: every store has a random 64-bit epoch.  If the daemon's epoch
  * changes (the store was recreated) or differs from the checkpoint's,
@@ -42,9 +45,11 @@
  * (temp file, fsync, rename, fsync of the directory) every
  * opts.checkpoint_every records and whenever vmi_sub_next is about to
  * wait.  On open, an existing checkpoint overrides opts.from: the
- * subscriber resumes right after the checkpointed record.  A consumer that
- * crashes between processing and the next checkpoint sees those records
- * again (at-least-once); it never misses one.
+ * subscriber resumes right after the checkpointed records (the file keeps
+ * each topic's last topic_seq and a seq below which everything was
+ * processed).  A consumer that crashes between processing and the next
+ * checkpoint sees those records again (at-least-once); it never misses
+ * one.
  *
  * Threads: a struct vmi_sub belongs to one thread at a time (it owns two
  * ZeroMQ sockets).  Different subscribers may run in different threads.
@@ -74,8 +79,9 @@
 #define VMI_FROM_START	1	/* every record in the log */
 #define VMI_FROM_SEQ	2	/* records with seq >= opts.from_seq */
 
-/* topic frame of heartbeats (docs/PROTOCOL.md) */
+/* topic frame of heartbeats, and heads per heartbeat part (docs/PROTOCOL.md) */
 #define VMI_HEARTBEAT_TOPIC	"!hb"
+#define VMI_HEARTBEAT_MAX_HEADS	512
 
 struct vmi_sub;
 
@@ -122,6 +128,8 @@ struct vmi_sub_stats {
 	uint64_t buffered_dropped;	/* live messages not buffered during a catch-up */
 	uint64_t checkpoints;		/* checkpoint files written */
 	uint64_t head_seq;		/* daemon's head seq at the last heartbeat */
+	uint64_t lost;			/* topic_seq jumps inside the log itself
+					   (records removed by retention) */
 };
 
 /*

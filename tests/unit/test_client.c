@@ -180,10 +180,10 @@ send_env(void *sock, Vmingest__Envelope *env, int flags)
 	zmq_send(sock, buf, n, flags);
 }
 
-/* A record of topic "t.a" with seq and topic_seq, on the feed or the replay. */
+/* A record of topic `topic` with seq and topic_seq, on the feed or the replay. */
 static void
-fake_record(struct fake *f, int replay, uint64_t rid, uint64_t epoch, uint64_t seq,
-    uint64_t ts)
+fake_record_on(struct fake *f, const char *topic, int replay, uint64_t rid,
+    uint64_t epoch, uint64_t seq, uint64_t ts)
 {
 	Vmingest__Envelope env = VMINGEST__ENVELOPE__INIT;
 	Vmingest__Record rec = VMINGEST__RECORD__INIT;
@@ -192,10 +192,10 @@ fake_record(struct fake *f, int replay, uint64_t rid, uint64_t epoch, uint64_t s
 	size_t	 n;
 	void	*s = replay ? f->router : f->pub;
 
-	tsq.topic = (char *)"t.a";
+	tsq.topic = (char *)(uintptr_t)topic;
 	tsq.topic_seq = ts;
 	rec.seq = seq;
-	rec.topic = (char *)"t.a";
+	rec.topic = (char *)(uintptr_t)topic;
 	rec.topics = &tp;
 	rec.n_topics = 1;
 	rec.disposition = VMINGEST__DISPOSITION__PUBLISHED;
@@ -207,9 +207,16 @@ fake_record(struct fake *f, int replay, uint64_t rid, uint64_t epoch, uint64_t s
 	env.request_id = rid;
 	if (replay)
 		zmq_send(s, f->id, f->idlen, ZMQ_SNDMORE);
-	zmq_send(s, "t.a", 3, ZMQ_SNDMORE);
+	zmq_send(s, topic, strlen(topic), ZMQ_SNDMORE);
 	send_env(s, &env, ZMQ_SNDMORE);
 	zmq_send(s, buf, n, 0);
+}
+
+static void
+fake_record(struct fake *f, int replay, uint64_t rid, uint64_t epoch, uint64_t seq,
+    uint64_t ts)
+{
+	fake_record_on(f, "t.a", replay, rid, epoch, seq, ts);
 }
 
 static void
@@ -248,6 +255,27 @@ fake_heartbeat(struct fake *f, uint64_t epoch, uint64_t head_ts)
 	send_env(f->pub, &env, 0);
 }
 
+/* A heartbeat naming t.a and t.b. */
+static void
+fake_heartbeat2(struct fake *f, uint64_t head_seq, uint64_t a, uint64_t b)
+{
+	Vmingest__Envelope env = VMINGEST__ENVELOPE__INIT;
+	Vmingest__TopicHead h[2] = { VMINGEST__TOPIC_HEAD__INIT,
+	    VMINGEST__TOPIC_HEAD__INIT }, *hp[2] = { &h[0], &h[1] };
+
+	h[0].topic = (char *)"t.a";
+	h[0].topic_seq = a;
+	h[1].topic = (char *)"t.b";
+	h[1].topic_seq = b;
+	env.epoch = EPOCH;
+	env.kind = VMINGEST__ENVELOPE__KIND__HEARTBEAT;
+	env.head_seq = head_seq;
+	env.heads = hp;
+	env.n_heads = 2;
+	zmq_send(f->pub, VMI_HEARTBEAT_TOPIC, 3, ZMQ_SNDMORE);
+	send_env(f->pub, &env, 0);
+}
+
 struct script {
 	struct fake *f;
 	int	 which;
@@ -265,9 +293,15 @@ script_main(void *arg)
 	fake_wait_subscribed(f);
 	q = fake_recv_request(f);
 	sc->from_seq[sc->n_req++] = q->from_seq;
-	fake_record(f, 1, q->request_id, EPOCH, 1, 1);
-	fake_record(f, 1, q->request_id, EPOCH, 2, 2);
-	fake_end(f, q->request_id, 2, 2);
+	if (sc->which == 3) {
+		fake_record_on(f, "t.a", 1, q->request_id, EPOCH, 1, 1);
+		fake_record_on(f, "t.b", 1, q->request_id, EPOCH, 2, 1);
+		fake_end(f, q->request_id, 2, 1);	/* heads: t.a 1 */
+	} else {
+		fake_record(f, 1, q->request_id, EPOCH, 1, 1);
+		fake_record(f, 1, q->request_id, EPOCH, 2, 2);
+		fake_end(f, q->request_id, 2, 2);
+	}
 	if (sc->which == 0) {
 		/* live 2 (dup at the seam), 3, then 5: a jump in topic_seq */
 		uint64_t rid = q->request_id;
@@ -279,6 +313,7 @@ script_main(void *arg)
 		q = fake_recv_request(f);
 		sc->from_seq[sc->n_req++] = q->from_seq;
 		assert_true(q->request_id > rid);
+		fake_record(f, 1, q->request_id, EPOCH, 3, 3);	/* had it */
 		fake_record(f, 1, q->request_id, EPOCH, 4, 4);
 		fake_record(f, 1, q->request_id, EPOCH, 5, 5);
 		fake_end(f, q->request_id, 5, 5);
@@ -292,6 +327,20 @@ script_main(void *arg)
 		sc->from_seq[sc->n_req++] = q->from_seq;
 		fake_record(f, 1, q->request_id, EPOCH, 3, 3);
 		fake_end(f, q->request_id, 3, 3);
+	} else if (sc->which == 3) {
+		/*
+		 * Two topics.  Live: seq 3 (t.b #2) is lost, seq 4 (t.a #2)
+		 * arrives and is delivered; only the heartbeat shows t.b is at
+		 * 2.  The catch-up must start below seq 4.
+		 */
+		vmingest__replay_request__free_unpacked(q, NULL);
+		fake_record_on(f, "t.a", 0, 0, EPOCH, 4, 2);
+		fake_heartbeat2(f, 4, 2, 2);
+		q = fake_recv_request(f);
+		sc->from_seq[sc->n_req++] = q->from_seq;
+		fake_record_on(f, "t.b", 1, q->request_id, EPOCH, 3, 2);
+		fake_record_on(f, "t.a", 1, q->request_id, EPOCH, 4, 2);
+		fake_end(f, q->request_id, 4, 2);
 	} else {
 		/* a heartbeat of another store */
 		vmingest__replay_request__free_unpacked(q, NULL);
@@ -372,10 +421,11 @@ test_sub_gap_recovered_from_log(void **state)
 	assert_int_equal(rep[5], 0);
 	assert_int_equal(sc.n_req, 2);
 	assert_int_equal(sc.from_seq[0], 1);
-	assert_int_equal(sc.from_seq[1], 4);
+	/* from the watermark (the last REPLAY_END), not from the last record */
+	assert_int_equal(sc.from_seq[1], 3);
 	vmi_sub_stats(s, &st);
 	assert_int_equal(st.gaps, 1);
-	assert_true(st.duplicates >= 2);
+	assert_true(st.duplicates >= 3);	/* live 2, replayed 3, live 5 */
 	vmi_sub_close(s);
 	fake_close(&f);
 }
@@ -398,6 +448,33 @@ test_sub_heartbeat_ahead(void **state)
 	assert_int_equal(n, 3);
 	assert_int_equal(seqs[2], 3);
 	assert_int_equal(rep[2], 1);
+	assert_int_equal(sc.from_seq[1], 3);
+	vmi_sub_close(s);
+	fake_close(&f);
+}
+
+static void
+test_sub_loss_on_other_topic_noticed_late(void **state)
+{
+	struct fake f;
+	struct script sc = { &f, 3, { 0 }, 0 };
+	struct vmi_sub *s;
+	pthread_t thr;
+	uint64_t seqs[8];
+	int	 rep[8], err, n;
+
+	fake_open(&f);
+	pthread_create(&thr, NULL, script_main, &sc);
+	s = open_sub(&f, VMI_FROM_START);
+	n = collect(s, seqs, rep, 4, &err);
+	pthread_join(thr, NULL);
+	assert_int_equal(err, 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(seqs[0], 1);
+	assert_int_equal(seqs[1], 2);
+	assert_int_equal(seqs[2], 4);	/* live */
+	assert_int_equal(seqs[3], 3);	/* recovered from the log */
+	assert_int_equal(rep[3], 1);
 	assert_int_equal(sc.from_seq[1], 3);
 	vmi_sub_close(s);
 	fake_close(&f);
@@ -450,6 +527,7 @@ main(void)
 		cmocka_unit_test(test_checkpoint_malformed),
 		cmocka_unit_test(test_sub_gap_recovered_from_log),
 		cmocka_unit_test(test_sub_heartbeat_ahead),
+		cmocka_unit_test(test_sub_loss_on_other_topic_noticed_late),
 		cmocka_unit_test(test_sub_epoch_change_sticky),
 		cmocka_unit_test(test_sub_bad_options),
 	};
