@@ -194,6 +194,49 @@ static const struct ecase cases[] = {
 	  "\"undisclosed-recipients:;\" { fileinto \"a\"; }", NULL, "a", 0, 0, NULL },
 	{ "address count", RQ "if address :count \"eq\" :comparator \"i;ascii-numeric\" "
 	  "[\"to\", \"from\"] \"3\" { fileinto \"a\"; }", NULL, "a", 0, 0, NULL },
+	/* address lists as Pigeonhole reads them (checked with sieve-test) */
+	{ "address invalid: raw for :all", RQ "if address :all :is \"to\" \"Big Bug bb@bug.com\" "
+	  "{ fileinto \"a\"; }", "To: Big Bug bb@bug.com\n\nb\n", "a", 0, 0, NULL },
+	{ "address invalid: no :domain", RQ "if address :domain :contains \"to\" \"\" "
+	  "{ fileinto \"a\"; }", "To: Big Bug bb@bug.com\n\nb\n", "", 1, 0, NULL },
+	{ "address list ends at junk", RQ "if address :count \"eq\" :comparator "
+	  "\"i;ascii-numeric\" \"to\" \"1\" { fileinto \"a\"; }",
+	  "To: a@b.c, localpart, d@e.f\n\nb\n", "a", 0, 0, NULL },
+	{ "address then text", RQ "if address :is \"to\" \"a@b.c\" { fileinto \"a\"; }",
+	  "To: a@b.c d@e.f\n\nb\n", "a", 0, 0, NULL },
+	{ "address @ in display name", RQ "if address :domain :is \"from\" \"x.it\" "
+	  "{ fileinto \"a\"; }", "From: j@xyz <j@x.it>\n\nb\n", "", 1, 0, NULL },
+	{ "address escaped quote in name", RQ "if address :domain :is \"cc\" \"example.net\" "
+	  "{ fileinto \"a\"; }", "Cc: <b@nil.test>, \"Giant; \\\"Big\\\" Box\" "
+	  "<s@example.net>\n\nb\n", "a", 0, 0, NULL },
+	{ "address group", RQ "if address :count \"eq\" :comparator \"i;ascii-numeric\" "
+	  "\"to\" \"3\" { fileinto \"a\"; }", "To: grp: a@b.c, d@e.f;, g@h.i\n\nb\n",
+	  "a", 0, 0, NULL },
+	{ "address source route", RQ "if address :is \"to\" \"a@b.c\" { fileinto \"a\"; }",
+	  "To: <@r1,@r2:a@b.c>\n\nb\n", "a", 0, 0, NULL },
+	{ "address quoted localpart", RQ "if address :localpart :is \"to\" \"q u\" "
+	  "{ fileinto \"a\"; }", "To: \"q u\"@x.y\n\nb\n", "a", 0, 0, NULL },
+	{ "address comments", RQ "if address :is \"to\" \"d@e.f\" { fileinto \"a\"; }",
+	  "To: Name <a@b.c>, (c) d@e.f (x)\n\nb\n", "a", 0, 0, NULL },
+	{ "address unclosed angle", RQ "if address :domain :is \"to\" \"b.c\" "
+	  "{ fileinto \"a\"; }", "To: A <a@b.c\n\nb\n", "", 1, 0, NULL },
+	/* RFC 2047 */
+	{ "2047 q", RQ "if header :is \"subject\" \"caf\xc3\xa9 au lait\" { fileinto \"a\"; }",
+	  "Subject: =?iso-8859-1?q?caf=E9_au?= lait\n\nb\n", "a", 0, 0, NULL },
+	{ "2047 adjacent words", RQ "if header :is \"subject\" \"MySurvey.com: Y\" "
+	  "{ fileinto \"a\"; }", "Subject: =?UTF-8?B?TXlTdXJ2ZXk=?=\n =?UTF-8?B?LmNvbTogWQ==?=\n\nb\n",
+	  "a", 0, 0, NULL },
+	{ "2047 text between words kept", RQ "if header :is \"subject\" \"a x b\" "
+	  "{ fileinto \"a\"; }", "Subject: =?us-ascii?q?a?= x =?us-ascii?q?b?=\n\nb\n",
+	  "a", 0, 0, NULL },
+	{ "2047 unknown charset keeps bytes", RQ "if header :is \"subject\" \"abc\" "
+	  "{ fileinto \"a\"; }", "Subject: =?x-nonesuch?q?abc?=\n\nb\n", "a", 0, 0, NULL },
+	{ "2047 not a word", RQ "if header :is \"subject\" \"=?broken\" { fileinto \"a\"; }",
+	  "Subject: =?broken\n\nb\n", "a", 0, 0, NULL },
+	{ "empty first line keeps blanks", RQ "if header :is \"date\" \"   <HR>\" "
+	  "{ fileinto \"a\"; }", "Date: \r\n   <HR>\r\n\r\nb\r\n", "a", 0, 0, NULL },
+	{ "unknown CTE is opaque", RQ "if body :text :contains \"hello\" { fileinto \"a\"; }",
+	  "Content-Type: text/plain\nContent-Transfer-Encoding: 7-bit\n\nhello\n", "", 1, 0, NULL },
 	/* envelope (RFC 5228 5.4) from the raw Return-Path / Delivered-To */
 	{ "envelope from", RQ "if envelope :all :is \"from\" \"sender@idc.example\" "
 	  "{ fileinto \"a\"; }", NULL, "a", 0, 0, NULL },
