@@ -27,6 +27,7 @@
 #include <glib.h>
 #include <gmime/gmime.h>
 
+#include "mime_text.h"
 #include "normalize_int.h"
 #include "record.h"
 
@@ -122,7 +123,7 @@ strip_angle(const char *s)
 	size_t	 len;
 
 	if (s == NULL)
-		return rec_strdup("");
+		return norm_strdup("");
 	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
 		s++;
 	len = strlen(s);
@@ -133,7 +134,7 @@ strip_angle(const char *s)
 		s++;
 		len -= 2;
 	}
-	return rec_strndup(s, len);
+	return norm_strndup(s, len);
 }
 
 /* rec_strdup for a decoded header string, with a warning on repair. */
@@ -141,11 +142,15 @@ char *
 mime_header_strdup(struct norm *n, const char *what, const char *s)
 {
 	int	 replaced;
+	size_t	 len;
 	char	*d;
 
 	if (s == NULL)
 		s = "";
-	d = rec_utf8ndup(s, strlen(s), &replaced);
+	len = strlen(s);
+	if (mime_ascii_prefix(s, len) == len)
+		return norm_strndup(s, len);
+	d = rec_utf8ndup(s, len, &replaced);
 	if (replaced)
 		norm_warn(n, "%s: invalid UTF-8 replaced with U+FFFD", what);
 	return d;
@@ -186,7 +191,7 @@ add_addresses(struct norm *n, const char *what, InternetAddressList *list,
 		vmingest__address__init(a);
 		a->name = mime_header_strdup(n, what,
 		    internet_address_get_name(ia));
-		a->address = rec_strdup(internet_address_mailbox_get_addr(
+		a->address = norm_strdup(internet_address_mailbox_get_addr(
 		    INTERNET_ADDRESS_MAILBOX(ia)));
 		rec_push(arr, narr, a);
 	}
@@ -213,13 +218,13 @@ mime_header_envelope(struct norm *n, GMimeMessage *m)
 	int	 i, cnt;
 
 	if ((v = g_mime_message_get_message_id(m)) != NULL)
-		r->message_id = rec_strdup(v);
+		r->message_id = norm_strdup(v);
 	else
 		norm_warn(n, "no Message-ID header");
 	if ((v = g_mime_object_get_header(o, "Date")) != NULL) {
 		while (*v == ' ' || *v == '\t')
 			v++;
-		r->date_raw = rec_strdup(v);
+		r->date_raw = norm_strdup(v);
 		if ((dt = g_mime_message_get_date(m)) != NULL)
 			r->date_unix = g_date_time_to_unix(dt);
 		else
@@ -241,7 +246,7 @@ mime_header_envelope(struct norm *n, GMimeMessage *m)
 	if ((v = g_mime_object_get_header(o, "In-Reply-To")) != NULL) {
 		refs = g_mime_references_parse(n->opts, v);
 		if (refs != NULL && g_mime_references_length(refs) > 0)
-			r->in_reply_to = rec_strdup(
+			r->in_reply_to = norm_strdup(
 			    g_mime_references_get_message_id(refs, 0));
 		else
 			r->in_reply_to = strip_angle(v);
@@ -257,7 +262,7 @@ mime_header_envelope(struct norm *n, GMimeMessage *m)
 			cnt = (int)n->l->header_count;
 		}
 		for (i = 0; i < cnt; i++)
-			rec_push(&r->references, &r->n_references, rec_strdup(
+			rec_push(&r->references, &r->n_references, norm_strdup(
 			    g_mime_references_get_message_id(refs, i)));
 		g_mime_references_free(refs);
 	}
@@ -275,7 +280,7 @@ guarded_name(struct norm *n, gint64 off)
 
 	for (i = 0; i < n->nhits && off >= 0; i++)
 		if (n->hits[i].offset == (size_t)off)
-			return rec_strndup(n->orig + off, n->hits[i].name_len);
+			return norm_strndup(n->orig + off, n->hits[i].name_len);
 	return NULL;
 }
 
@@ -347,7 +352,7 @@ mime_header_list(struct norm *n, GMimeMessage *m)
 		vmingest__header__init(rh);
 		rh->name = guarded_name(n, refs[i].off);
 		if (rh->name == NULL)
-			rh->name = rec_strdup(g_mime_header_get_name(h));
+			rh->name = norm_strdup(g_mime_header_get_name(h));
 		unfold_value(raw, &rh->value);
 		rec_push(&n->rec->headers, &n->rec->n_headers, rh);
 	}

@@ -6,6 +6,7 @@
  *   mime_to_utf8      declared charset -> UTF-8, bad bytes -> U+FFFD
  *   mime_text_ok      does an attachment look like text
  *   mime_utf8_cut     cut UTF-8 text at a character boundary
+ *   mime_ascii_prefix how many leading bytes are ASCII without NUL
  *
  * The content is read once from GMime's substream of the source and
  * decoded with GMime's incremental decoders (GMimeEncoding), so that the
@@ -216,8 +217,8 @@ mime_decode_part(GMimePart *part, struct mime_buf *out, size_t *encoded_size,
  * (record.c's utf8_valid_ok goes byte by byte, and IMS text is ASCII:
  * it was 37% of normalize on a 600 KB waveform message).
  */
-static size_t
-ascii_prefix(const char *p, size_t len)
+size_t
+mime_ascii_prefix(const char *p, size_t len)
 {
 	const uint64_t hi = 0x8080808080808080ull, lo = 0x0101010101010101ull;
 	uint64_t w;
@@ -238,7 +239,7 @@ ascii_prefix(const char *p, size_t len)
 static int
 utf8_ok(const char *p, size_t len)
 {
-	size_t	 a = ascii_prefix(p, len);
+	size_t	 a = mime_ascii_prefix(p, len);
 
 	return a == len || utf8_valid_ok(p + a, len - a);
 }

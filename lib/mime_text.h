@@ -79,6 +79,9 @@ char	*mime_to_utf8(const char *charset, const char *in, size_t len,
 /* 1 if the first 8 KiB of p look like text (no NUL, >= 95% printable). */
 int	 mime_text_ok(const char *p, size_t len);
 
+/* Length of the prefix of p that is ASCII without NUL (8 bytes a step). */
+size_t	 mime_ascii_prefix(const char *p, size_t len);
+
 /* Length of the longest prefix of the UTF-8 text s not longer than max
  * that does not cut a multibyte character. */
 size_t	 mime_utf8_cut(const char *s, size_t len, size_t max);

@@ -118,6 +118,25 @@ norm_xmalloc(size_t n)
 	return p;
 }
 
+char *
+norm_strndup(const char *s, size_t len)
+{
+	char	*d;
+
+	if (mime_ascii_prefix(s, len) != len)
+		return rec_strndup(s, len);
+	d = norm_xmalloc(len + 1);
+	memcpy(d, s, len);
+	d[len] = '\0';
+	return d;
+}
+
+char *
+norm_strdup(const char *s)
+{
+	return norm_strndup(s != NULL ? s : "", s != NULL ? strlen(s) : 0);
+}
+
 void
 norm_warn(struct norm *n, const char *fmt, ...)
 {
@@ -148,7 +167,7 @@ norm_quarantine(struct norm *n, const char *fmt, ...)
 		if (n->rec->reason != NULL &&
 		    n->rec->reason != protobuf_c_empty_string)
 			free(n->rec->reason);
-		n->rec->reason = rec_strdup(buf);
+		n->rec->reason = norm_strdup(buf);
 	}
 	record_warn(n->rec, n->l->warnings, "%s", buf);
 }
@@ -302,7 +321,7 @@ esc_field(char *buf, size_t bufsz, const char *s)
 static char *
 lower_dup(const char *s)
 {
-	char	*d = rec_strdup(s), *p;
+	char	*d = norm_strdup(s), *p;
 
 	for (p = d; *p; p++)
 		if (*p >= 'A' && *p <= 'Z')
@@ -480,7 +499,7 @@ walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text,
 	 */
 	if ((enc = g_mime_part_get_content_encoding(gp)) !=
 	    GMIME_CONTENT_ENCODING_DEFAULT)
-		p->transfer_encoding = rec_strdup(
+		p->transfer_encoding = norm_strdup(
 		    g_mime_content_encoding_to_string(enc));
 	else if ((te = g_mime_object_get_header(GMIME_OBJECT(gp),
 	    "Content-Transfer-Encoding")) != NULL) {
@@ -490,7 +509,7 @@ walk_leaf(struct norm *n, GMimePart *gp, Vmingest__Part *p, int is_text,
 		norm_warn(n, "part %s: unknown transfer encoding \"%s\"",
 		    p->path, esc_field(esc, sizeof(esc), p->transfer_encoding));
 	} else
-		p->transfer_encoding = rec_strdup("7bit");
+		p->transfer_encoding = norm_strdup("7bit");
 
 	if (mime_decode_part(gp, &dec, &esz, &dflags) < 0)
 		norm_warn(n, "part %s: content could not be read", p->path);
@@ -607,7 +626,7 @@ walk(struct norm *n, GMimeObject *o, const char *path, const char *prefix,
 	p = norm_xmalloc(sizeof(*p));
 	vmingest__part__init(p);
 	rec_push(&n->rec->parts, &n->rec->n_parts, p);
-	p->path = rec_strdup(path);
+	p->path = norm_strdup(path);
 	p->depth = depth;
 	ct = g_mime_object_get_content_type(o);
 	if (ct != NULL &&
@@ -620,7 +639,7 @@ walk(struct norm *n, GMimeObject *o, const char *path, const char *prefix,
 		p->charset = lower_dup(v);
 	if ((v = g_mime_object_get_content_type_parameter(o,
 	    "protocol")) != NULL)
-		p->protocol = rec_strdup(v);	/* as sent */
+		p->protocol = norm_strdup(v);	/* as sent */
 	cd = g_mime_object_get_content_disposition(o);
 	if (cd != NULL &&
 	    (v = g_mime_content_disposition_get_disposition(cd)) != NULL)
@@ -689,15 +708,15 @@ raw_part(struct norm *n, const char *p, size_t len)
 	part = norm_xmalloc(sizeof(*part));
 	vmingest__part__init(part);
 	rec_push(&n->rec->parts, &n->rec->n_parts, part);
-	part->path = rec_strdup("1");
-	part->transfer_encoding = rec_strdup("7bit");
+	part->path = norm_strdup("1");
+	part->transfer_encoding = norm_strdup("7bit");
 	part->encoded_size = part->decoded_size = len;
 	set_sha256(&part->sha256, p, len);
 	if (!mime_text_ok(p, len)) {
-		part->content_type = rec_strdup("application/octet-stream");
+		part->content_type = norm_strdup("application/octet-stream");
 		return;
 	}
-	part->content_type = rec_strdup("text/plain");
+	part->content_type = norm_strdup("text/plain");
 	conv = mime_to_utf8(NULL, p, len, &ulen, &cflags);
 	u = conv != NULL ? conv : p;
 	if (cflags & MIME_CS_REPLACED)

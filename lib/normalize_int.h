@@ -56,6 +56,10 @@ void	 norm_warn(struct norm *, const char *fmt, ...)
 void	 norm_quarantine(struct norm *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	*norm_xmalloc(size_t);
+/* rec_strdup/rec_strndup with a fast path for ASCII (most header data):
+ * same result, without rec_utf8ndup's 3x buffer and validation. */
+char	*norm_strdup(const char *s);
+char	*norm_strndup(const char *s, size_t len);
 
 void	 mime_header_scan(const char *p, size_t len, struct hscan *h);
 void	 mime_header_envelope(struct norm *, GMimeMessage *);
