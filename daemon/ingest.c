@@ -113,6 +113,10 @@ struct queue {
 	int		 dirty;
 	int		 touched;	/* new/ changed in this batch: fsync */
 	int		 readable;
+	int64_t		 retry_open_us;	/* queue not openable: next try */
+	int		 reopen;	/* new/ went away: reopen once idle */
+	ino_t		 new_ino;	/* new/ as opened, to notice a replacement */
+	dev_t		 new_dev;
 	unsigned	 inflight;
 	struct rules_ref *rules;
 };
@@ -467,6 +471,14 @@ queue_open(struct ingest *ing, size_t qi)
 		q->mdfd = q->newfd = q->curfd = -1;
 		return -1;
 	}
+	{
+		struct stat sb;
+
+		if (fstat(q->newfd, &sb) == 0) {
+			q->new_ino = sb.st_ino;
+			q->new_dev = sb.st_dev;
+		}
+	}
 	snprintf(p, sizeof(p), "%s/new", q->maildir);
 	q->wd = inotify_add_watch(ing->infd, p, IN_MOVED_TO | IN_CREATE |
 	    IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR);
@@ -546,7 +558,18 @@ scan_step(struct ingest *ing)
 	for (qi = 0; qi < ing->nq; qi++) {
 		struct queue *q = &ing->q[qi];
 
-		if (q->mdfd == -1 && queue_open(ing, qi) == -1)
+		if (q->mdfd == -1) {
+			/* not openable: try again at most once a second */
+			int64_t now = now_us();
+
+			if (now < q->retry_open_us)
+				continue;
+			if (queue_open(ing, qi) == -1) {
+				q->retry_open_us = now + 1000000;
+				continue;
+			}
+		}
+		if (q->reopen)
 			continue;
 		if (q->scan == NULL) {
 			if (!q->dirty)
@@ -894,6 +917,28 @@ update_stats(struct ingest *ing, int64_t now)
 	for (qi = 0; qi < ing->nq; qi++) {
 		struct queue *q = &ing->q[qi];
 		struct queue_stats *qs;
+		char	 np[PATH_MAX];
+		struct stat now_sb, cur_sb;
+
+		/*
+		 * new/ removed or replaced (rm -r new; mkdir new): the open fd
+		 * still reads the old, deleted directory and inotify stays
+		 * quiet until it is closed.  Compare it with the path.
+		 */
+		if (q->newfd != -1 && q->inflight == 0 &&
+		    snprintf(np, sizeof(np), "%s/new", q->maildir) < (int)sizeof(np) &&
+		    (q->reopen || fstat(q->newfd, &cur_sb) == -1 ||
+		    cur_sb.st_nlink == 0 || stat(np, &now_sb) == -1 ||
+		    now_sb.st_ino != q->new_ino || now_sb.st_dev != q->new_dev)) {
+			q->reopen = 0;
+			log_warnx("queue %s: %s was removed or replaced; reopening",
+			    q->name, np);
+			queue_close(ing, qi);
+			errno = ENOENT;
+			queue_fail(qi, "new/ was replaced in", q->maildir);
+			if (queue_open(ing, qi) == -1)
+				q->retry_open_us = now + 1000000;
+		}
 		uint64_t files = 0, sum = 0;
 		double	 oldest = 0;
 		DIR	*d;
@@ -1020,19 +1065,16 @@ handle_inotify(struct ingest *ing)
 			if (qi == ing->nq)
 				continue;
 			if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
-				log_warnx("queue %s: %s/new went away; reopening "
-				    "at the next rescan", ing->q[qi].name,
-				    ing->q[qi].maildir);
-				queue_close(ing, qi);
-				errno = ENOENT;
-				queue_fail(qi, "new/ went away in", ing->q[qi].maildir);
+				/* jobs in flight still use the fd: close it
+				 * once they are done (update_stats) */
+				ing->q[qi].reopen = 1;
 				continue;
 			}
 			if (ev->len == 0 || ing->stopping)
 				continue;
 			/* fast path: the file named by the event, if there is room */
 			if (ing->n_inflight < ing->cf->store.inflight &&
-			    ing->q[qi].newfd != -1)
+			    ing->q[qi].newfd != -1 && !ing->q[qi].reopen)
 				dispatch(ing, qi, ev->name);
 			else
 				ing->q[qi].dirty = 1;
@@ -1105,7 +1147,13 @@ reload(struct ingest *ing)
 	ing->cf->store.batch_max = ncf->store.batch_max;
 	ing->cf->store.batch_delay_ms = ncf->store.batch_delay_ms;
 	ing->cf->store.rescan_s = ncf->store.rescan_s;
+	ing->cf->store.min_free_pct = ncf->store.min_free_pct;
+	ing->cf->http.stall_s = ncf->http.stall_s;
 	ing->batch_limit = ing->cf->store.batch_max;
+	pthread_mutex_lock(&g_stats.mu);
+	g_stats.min_free_pct = ncf->store.min_free_pct;
+	g_stats.stall_s = ncf->http.stall_s;
+	pthread_mutex_unlock(&g_stats.mu);
 	config_free(ncf);
 	log_notice("SIGHUP: configuration reloaded from %s", ing->cf->path);
 	return;

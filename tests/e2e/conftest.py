@@ -206,7 +206,7 @@ class Daemon:
 
     def records(self, *extra):
         out = self.cli("list", "--store", self.store, "--json", *extra).stdout
-        return [json.loads(l) for l in out.splitlines() if l.strip()]
+        return [json.loads(l) for l in out.split("\n") if l.strip()]
 
     def stats(self):
         if not os.path.exists(os.path.join(self.store, "data.mdb")):

@@ -250,10 +250,6 @@ def test_readiness_maildir(make_daemon):
     d.wait_records(2)
 
 
-@pytest.mark.xfail(strict=True, reason="daemon/ingest.c keeps reading a deleted "
-                   "new/ through its open fd (IN_DELETE_SELF only comes when the "
-                   "last fd closes): mail in the replacement new/ waits unseen, "
-                   "backlog 0, /readyz 200 - reported to the lead")
 def test_readiness_new_replaced(make_daemon):
     """An operator replaces new/ (rm -r new; mkdir new): the daemon must
     either ingest from the new directory or say it cannot."""
