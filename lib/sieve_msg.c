@@ -102,6 +102,8 @@ sieve_msg_init(struct sv_msg *m, const void *raw, size_t len)
 			break;
 		}
 		if (*p == ' ' || *p == '\t') {
+			if (p >= hend)
+				break;	/* the header block is over its limit */
 			p = next;	/* continuation of the current header */
 			continue;
 		}
@@ -123,7 +125,7 @@ sieve_msg_init(struct sv_msg *m, const void *raw, size_t len)
 		p = next;
 	}
 	if (name != NULL && m->nh < LIMIT_HEADER_COUNT)
-		add_hdr(m, name, nlen, val, end - val);
+		add_hdr(m, name, nlen, val, (p < end ? p : end) - val);
 	/* hash chains, built backwards so that each keeps message order */
 	{
 		size_t	 i;

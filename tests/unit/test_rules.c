@@ -613,6 +613,33 @@ test_limits_runtime(void **state)
 	}
 }
 
+/* A header block over LIMIT_HEADER_BYTES is cut there, not scanned on. */
+static void
+test_header_limit(void **state)
+{
+	size_t	 n = 200000, i;
+	char	*msg = malloc(n + 64);
+	Vmingest__RuleResult *out;
+	struct rules_limits lim;
+	int	 rc;
+
+	rules_limits_default(&lim);
+	lim.string_bytes = 1 << 20;	/* so ${1} may hold the whole value */
+	memcpy(msg, "X-Big: a\n", 9);
+	for (i = 9; i + 3 <= n; i += 3)
+		memcpy(msg + i, " b\n", 3);
+	memcpy(msg + i, "\nbody\n", 7);
+	out = run("require [\"variables\", \"fileinto\", \"relational\", "
+	    "\"comparator-i;ascii-numeric\"];\n"
+	    "if header :matches \"x-big\" \"*\" { set :length \"n\" \"${1}\"; }\n"
+	    "if string :value \"le\" :comparator \"i;ascii-numeric\" \"${n}\" \"102400\" "
+	    "{ fileinto \"cut\"; }\n", msg, NULL, &lim, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(out->n_topics, 1);
+	vmingest__rule_result__free_unpacked(out, NULL);
+	free(msg);
+}
+
 /* ---- actions, fired lines, labels, quarantine ---- */
 
 static void
@@ -870,6 +897,7 @@ main(void)
 		cmocka_unit_test(test_compile_errors),
 		cmocka_unit_test(test_limits_compile),
 		cmocka_unit_test(test_limits_runtime),
+		cmocka_unit_test(test_header_limit),
 		cmocka_unit_test(test_result_fields),
 		cmocka_unit_test(test_ims),
 		cmocka_unit_test(test_ims_none),
