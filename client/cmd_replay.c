@@ -56,6 +56,7 @@
 #include "log.h"
 #include "record.h"
 #include "store.h"
+#include "util.h"
 
 int	replay_parse_time(const char *s, int64_t now_us, int64_t *out);
 
@@ -170,15 +171,6 @@ on_sigint(int sig)
 {
 	(void)sig;
 	replay_stop = 1;
-}
-
-static int64_t
-wall_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static double
@@ -321,7 +313,7 @@ parse_opts(int argc, char **argv, struct ropts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	int64_t	 now = wall_us();
+	int64_t	 now = util_now_us();
 	int	 ch;
 
 	memset(o, 0, sizeof(*o));
@@ -903,7 +895,7 @@ replay_remote(const struct ropts *o)
 		    zmq_strerror(errno));
 		goto out;
 	}
-	rid = ((uint64_t)getpid() << 32) ^ (uint64_t)wall_us();
+	rid = ((uint64_t)getpid() << 32) ^ (uint64_t)util_now_us();
 	q.request_id = rid;
 	q.prefixes = (char **)(uintptr_t)o->topics;
 	q.n_prefixes = o->n_topics;

@@ -51,6 +51,7 @@
 #include "pipeline.h"
 #include "record.h"
 #include "store.h"
+#include "util.h"
 
 struct client;
 
@@ -87,24 +88,6 @@ struct control {
 	struct client	*clients[CONTROL_MAX_CLIENTS];
 	struct pend	*pends;
 };
-
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-wall_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void
 kick(struct control *ctl)
@@ -337,7 +320,7 @@ do_one(struct client *c, uint64_t seq)
 	in.rules_path = qc->rules;
 	in.maildir_name = old->maildir_name;
 	/* received now: the time index stays in seq order (see replay) */
-	in.received_at_us = wall_us();
+	in.received_at_us = util_now_us();
 	in.ctime_us = old->ctime_us;
 	rec = pipeline_run(&cf->limits, &in, raw, len);
 	rec->reprocessed_from = seq;
@@ -385,7 +368,7 @@ on_kick(int fd, void *arg)
 {
 	struct control *ctl = arg;
 	uint64_t v;
-	int64_t	 t0 = mono_us();
+	int64_t	 t0 = util_mono_us();
 	unsigned done = 0;
 	size_t	 i;
 	int	 more = 0;
@@ -396,7 +379,7 @@ on_kick(int fd, void *arg)
 		struct client *c = ctl->clients[i];
 
 		while (c != NULL && runnable(c) && done < CONTROL_CHUNK &&
-		    mono_us() - t0 < CONTROL_CHUNK_US) {
+		    util_mono_us() - t0 < CONTROL_CHUNK_US) {
 			do_one(c, c->seqs[c->next++]);
 			done++;
 		}

@@ -56,6 +56,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "stats.h"
+#include "util.h"
 
 #define LOG_BURST	20
 #define LOG_WINDOW_S	60
@@ -80,24 +81,6 @@ struct http {
 	unsigned	 log_lines;
 	unsigned long	 log_dropped;
 };
-
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void
 mhd_log(void *arg, const char *fmt, va_list ap)
@@ -177,7 +160,7 @@ reply_json(struct http *h, struct MHD_Connection *c, unsigned code, int ci,
 static enum MHD_Result
 serve_healthz(struct http *h, struct MHD_Connection *c)
 {
-	int64_t	 tick, now = now_us();
+	int64_t	 tick, now = util_now_us();
 	unsigned stall;
 	char	 msg[128];
 
@@ -222,14 +205,14 @@ serve_metrics(struct http *h, struct MHD_Connection *c)
 {
 	struct publisher_stats ps;
 	enum MHD_Result ret;
-	int64_t	 mono = mono_us();
+	int64_t	 mono = util_mono_us();
 	size_t	 i;
 
 	pthread_mutex_lock(&h->mu);
 	if (h->buf.len == 0 || mono - h->rendered_us >= METRICS_FRESH_US) {
 		take_figures(h, &ps);
 		mbuf_reset(&h->buf);
-		if (metrics_render(&h->buf, &h->snap, &ps, now_us()) == 0) {
+		if (metrics_render(&h->buf, &h->snap, &ps, util_now_us()) == 0) {
 			mbuf_printf(&h->buf, "# HELP vmingest_http_requests_total "
 			    "Requests answered by the status endpoint, by status "
 			    "code.\n# TYPE vmingest_http_requests_total counter\n");
@@ -265,7 +248,7 @@ serve_stats(struct http *h, struct MHD_Connection *c, const char *url)
 
 	pthread_mutex_lock(&h->mu);
 	take_figures(h, &ps);
-	now = now_us();
+	now = util_now_us();
 
 	if (!strcmp(url, "/readyz")) {
 		j = metrics_ready_json(&h->snap, &ps, now);

@@ -64,6 +64,7 @@
 #include "rules.h"
 #include "stats.h"
 #include "store.h"
+#include "util.h"
 
 #define RETRY_FULL_MS	2000	/* retry a full store this often */
 #define STATS_EVERY_MS	1000
@@ -171,25 +172,6 @@ struct ingest {
 	void		(*ready_fn)(void *);
 	void		*ready_arg;
 };
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static char *
-xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (p == NULL)
-		log_fatal("strdup");
-	return p;
-}
 
 static char *
 inflight_key(size_t q, const char *name)
@@ -337,7 +319,7 @@ build:
 	in.rules = j->rules ? j->rules->rules : NULL;
 	in.rules_path = j->rules ? j->rules->path : NULL;
 	in.maildir_name = j->name;
-	in.received_at_us = now_us();
+	in.received_at_us = util_now_us();
 	in.ctime_us = j->ctime_us;
 	if (j->kind == JOB_NOTREG) {
 		/* a symlink or device node in new/: no bytes to keep, but a
@@ -560,7 +542,7 @@ scan_step(struct ingest *ing)
 
 		if (q->mdfd == -1) {
 			/* not openable: try again at most once a second */
-			int64_t now = now_us();
+			int64_t now = util_now_us();
 
 			if (now < q->retry_open_us)
 				continue;
@@ -624,7 +606,7 @@ take_results(struct ingest *ing)
 			ing->working--;
 		job_append(&ing->bhead, &ing->btail, j);
 		if (ing->bn++ == 0)
-			ing->boldest_us = now_us();
+			ing->boldest_us = util_now_us();
 	}
 }
 
@@ -865,9 +847,9 @@ commit_batch(struct ingest *ing)
 
 	while (ing->bn > 0) {
 		n = ing->bn < ing->batch_limit ? ing->bn : ing->batch_limit;
-		t0 = now_us();
+		t0 = util_now_us();
 		rc = commit_jobs(ing, ing->bhead, n);
-		t1 = now_us();
+		t1 = util_now_us();
 		if (rc == STORE_E_FULL || rc == STORE_E_NOSPC) {
 			if (n > 1) {
 				/* store what still fits, one at a time */
@@ -1324,7 +1306,7 @@ ingest_add_timer(struct ingest *ing, unsigned every_ms, void (*fn)(void *), void
 	if (ing->ntimers == sizeof(ing->timers) / sizeof(ing->timers[0]))
 		return -1;
 	ing->timers[ing->ntimers].every_us = (int64_t)every_ms * 1000;
-	ing->timers[ing->ntimers].next_us = now_us() + (int64_t)every_ms * 1000;
+	ing->timers[ing->ntimers].next_us = util_now_us() + (int64_t)every_ms * 1000;
 	ing->timers[ing->ntimers].fn = fn;
 	ing->timers[ing->ntimers].arg = arg;
 	ing->ntimers++;
@@ -1406,7 +1388,7 @@ ingest_run(struct ingest *ing)
 	int64_t	 now;
 	int	 n, i;
 
-	now = now_us();
+	now = util_now_us();
 	ing->next_stats_us = now;
 	ing->next_rescan_us = now + (int64_t)ing->cf->store.rescan_s * 1000000;
 	pthread_mutex_lock(&g_stats.mu);
@@ -1419,7 +1401,7 @@ ingest_run(struct ingest *ing)
 
 	while (!ing->stopping) {
 		scan_step(ing);
-		now = now_us();
+		now = util_now_us();
 		n = epoll_wait(ing->epfd, evs, 8, loop_timeout_ms(ing, now));
 		if (n == -1 && errno != EINTR)
 			log_fatal("epoll_wait");
@@ -1451,7 +1433,7 @@ ingest_run(struct ingest *ing)
 				}
 			}
 		}
-		now = now_us();
+		now = util_now_us();
 		if (ing->bn > 0 && (!ing->paused || now >= ing->retry_at_us) &&
 		    (ing->bn >= ing->batch_limit || ing->working == 0 ||
 		    now >= ing->boldest_us + (int64_t)ing->cf->store.batch_delay_ms * 1000))

@@ -32,29 +32,12 @@
 #include "record.h"
 #include "retention.h"
 #include "stats.h"
+#include "util.h"
 
 struct retention {
 	struct ingest	*ing;
 	int		 last_error;
 };
-
-static int64_t
-wall_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /*
  * Count the records from `from` upward received before cutoff, at most
@@ -134,14 +117,14 @@ retention_pass(struct store *st, const struct config *cf, int64_t now_us,
     struct retention_result *res)
 {
 	const int64_t day = 86400LL * 1000000;
-	int64_t	 t0 = mono_us();
+	int64_t	 t0 = util_mono_us();
 	unsigned txns = 0;
 	uint64_t before, done, bytes;
 	size_t	 n;
 	int	 rc = 0;
 
 	memset(res, 0, sizeof(*res));
-#define BUDGET_LEFT() (txns < RETENTION_TXNS && mono_us() - t0 < RETENTION_BUDGET_US)
+#define BUDGET_LEFT() (txns < RETENTION_TXNS && util_mono_us() - t0 < RETENTION_BUDGET_US)
 
 	/* 1. records older than retain_days, with their raw bytes */
 	while (cf->store.retain_days > 0 && BUDGET_LEFT()) {
@@ -219,7 +202,7 @@ on_timer(void *arg)
 	int	 rc;
 
 	rc = retention_pass(ingest_store(ret->ing), ingest_config(ret->ing),
-	    wall_us(), &res);
+	    util_now_us(), &res);
 	if (rc != 0 && rc != ret->last_error)
 		log_warnx("retention: %s; retrying", store_strerror(rc));
 	ret->last_error = rc;

@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "util.h"
 
 enum ctype { C_STR, C_BOOL, C_UINT, C_SIZE, C_LIST, C_STR_OPT };
 
@@ -125,16 +126,6 @@ reader(char *buf, int n, void *arg)
 	if (r != NULL)
 		p->line++;
 	return r;
-}
-
-static char *
-xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (p == NULL)
-		log_fatal("strdup");
-	return p;
 }
 
 int

@@ -17,16 +17,7 @@
 
 #include "log.h"
 #include "record.h"
-
-static void *
-xrealloc(void *p, size_t n)
-{
-	void *q = realloc(p, n ? n : 1);
-
-	if (q == NULL)
-		log_fatal("realloc %zu", n);
-	return q;
-}
+#include "util.h"
 
 Vmingest__Record *
 record_new(void)

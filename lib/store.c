@@ -35,6 +35,7 @@
 #include "log.h"
 #include "record.h"
 #include "store.h"
+#include "util.h"
 
 struct store {
 	MDB_env	*env;
@@ -145,15 +146,6 @@ val_u64(const MDB_val *v)
 	return x;
 }
 
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static int
 meta_get_u64(MDB_txn *txn, MDB_dbi meta, const char *key, uint64_t *out)
 {
@@ -189,7 +181,7 @@ random64(void)
 		close(fd);
 	}
 	if (v == 0)
-		v = (uint64_t)now_us() ^ ((uint64_t)getpid() << 32);
+		v = (uint64_t)util_now_us() ^ ((uint64_t)getpid() << 32);
 	return v ? v : 1;
 }
 
@@ -285,7 +277,7 @@ store_open(struct store **out, const char *path, size_t map_size, int flags)
 	if (rc == MDB_NOTFOUND && !st->rdonly) {
 		/* a new store: its epoch tells subscribers this is a new stream */
 		epoch = random64();
-		created = (uint64_t)now_us();
+		created = (uint64_t)util_now_us();
 		if ((rc = meta_put_u64(txn, st->meta, "schema", STORE_SCHEMA)) != 0 ||
 		    (rc = meta_put_u64(txn, st->meta, "epoch", epoch)) != 0 ||
 		    (rc = meta_put_u64(txn, st->meta, "created_us", created)) != 0 ||

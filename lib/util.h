@@ -1,0 +1,23 @@
+/*
+ * util.h - the few helpers every module needs once.
+ *
+ *   util_now_us    wall clock (CLOCK_REALTIME), microseconds since the epoch
+ *   util_mono_us   monotonic clock, microseconds (for intervals and deadlines)
+ *   xmalloc, xcalloc, xrealloc, xstrdup
+ *                  allocate or die (log_fatal): out of memory is fatal,
+ *                  limits keep every allocation bounded (STYLE.md 6)
+ */
+#ifndef VMI_UTIL_H
+#define VMI_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int64_t	 util_now_us(void);
+int64_t	 util_mono_us(void);
+void	*xmalloc(size_t);
+void	*xcalloc(size_t, size_t);
+void	*xrealloc(void *, size_t);
+char	*xstrdup(const char *);
+
+#endif
