@@ -1,9 +1,11 @@
 """Routing in the daemon: topic = auto from the IMS content, Sieve rules on
 a queue, and SIGHUP reloads that keep the old rules when the new ones fail.
 """
+import json
 import os
+import subprocess
 
-from conftest import REPO, message, wait_for
+from conftest import REPO, VMINGEST, message, wait_for
 
 DEMO = os.path.join(REPO, "tests", "data", "demo")
 
@@ -100,6 +102,16 @@ def test_rules_on_a_queue_and_sighup(make_daemon, tmp_path):
     md.deliver(message(4))
     d.wait_records(7)
     assert [t["topic"] for t in d.records()[-1]["topics"]] == ["v2.topic"]
+
+    # what a subscriber to rn. receives is what the rules chose: both spectra
+    sub = subprocess.run([VMINGEST, "sub", "--endpoint", d.pub_endpoint,
+                          "--replay-endpoint", d.replay_endpoint, "--topic", "rn.",
+                          "--from-start", "--count", "2", "--json", "--timeout", "20"],
+                         capture_output=True, timeout=60)
+    assert sub.returncode == 0, sub.stderr
+    got = [json.loads(l) for l in sub.stdout.decode().split("\n") if l.strip()]
+    assert [g["subject"] for g in got] == ["SAMPLEPHD XA02-2026338", "SAMPLEPHD XA02-2026339"]
+    assert [g["topic_seq"] for g in got] == [1, 2]
     assert d.stop() == 0
 
 
