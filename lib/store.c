@@ -480,6 +480,33 @@ topic_next(struct store_txn *t, const char *topic, uint64_t *ts)
 	return 0;
 }
 
+/*
+ * Put back the heads topic_next() moved for the first n topics of rec (a
+ * record refused before it was written): the caller may go on with the
+ * transaction, and a head left moved would be a topic_seq with no record.
+ */
+static int
+topic_undo(struct store_txn *t, Vmingest__Record *rec, size_t n)
+{
+	MDB_val	 k, v;
+	uint64_t head;
+	int	 rc;
+
+	while (n-- > 0) {
+		k.mv_size = strlen(rec->topics[n]->topic);
+		k.mv_data = rec->topics[n]->topic;
+		head = rec->topics[n]->topic_seq - 1;
+		rec->topics[n]->topic_seq = 0;
+		v.mv_size = sizeof(head);
+		v.mv_data = &head;
+		rc = head == 0 ? mdb_del(t->txn, t->st->topics, &k, NULL) :
+		    mdb_put(t->txn, t->st->topics, &k, &v, 0);
+		if (rc != 0)
+			return maperr(rc, "topic seq");
+	}
+	return 0;
+}
+
 int
 store_add(struct store_txn *t, Vmingest__Record *rec, const void *raw,
     size_t len, size_t record_limit)
@@ -504,6 +531,8 @@ store_add(struct store_txn *t, Vmingest__Record *rec, const void *raw,
 	}
 	if (record_limit > 0 && plen > record_limit) {
 		free(packed);
+		if ((rc = topic_undo(t, rec, rec->n_topics)) != 0)
+			return rc;
 		return STORE_E_TOOBIG;
 	}
 

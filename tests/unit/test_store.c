@@ -305,6 +305,41 @@ test_too_big_and_prune(void **state)
 	store_close(st);
 }
 
+/*
+ * The daemon keeps the transaction after STORE_E_TOOBIG (it stores a
+ * shrunk record in its place): the refused add must not have moved the
+ * topic heads, or the topic stream has a gap no record fills.
+ */
+static void
+test_too_big_leaves_no_topic_gap(void **state)
+{
+	struct store *st;
+	struct store_txn *t;
+	struct store_rtxn *r;
+	uint64_t seq, ts;
+	Vmingest__Record *a = mkrec("q", "big", "t", 1, 1);
+	Vmingest__Record *b = mkrec("q", "next", "t", 2, 2);
+
+	assert_int_equal(store_open(&st, dir, 16 << 20, 0), 0);
+	rec_set_str(&a->subject, "a subject longer than the limit");
+	pipeline_add_topic(a, "u");
+	assert_int_equal(store_wbegin(st, &t), 0);
+	assert_int_equal(store_add(t, a, "r", 1, 10), STORE_E_TOOBIG);
+	assert_int_equal(store_add(t, b, "s", 1, 0), 0);
+	assert_int_equal(store_wcommit(t), 0);
+	assert_int_equal(b->seq, 1);
+	assert_int_equal(b->topics[0]->topic_seq, 1);
+	assert_int_equal(store_rbegin(st, &r), 0);
+	assert_int_equal(store_topic_find(r, "t", 1, &seq, &ts), 0);
+	assert_int_equal(seq, 1);
+	assert_int_equal(ts, 1);
+	assert_int_equal(store_topic_find(r, "u", 1, &seq, &ts), STORE_E_NOTFOUND);
+	store_rend(r);
+	store_close(st);
+	record_free(a);
+	record_free(b);
+}
+
 int
 main(void)
 {
@@ -315,6 +350,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_exclusive_and_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_big_and_prune, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_big_leaves_no_topic_gap, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
