@@ -259,7 +259,8 @@ set_key(struct config *cf, const struct ckey *k, const char *v, char *why, size_
 		}
 		free(copy);
 		cf->publish.n_endpoints = n;
-		return NULL;
+		/* an empty list would publish every record to no one, silently */
+		return n == 0 ? "no endpoint given" : NULL;
 	}
 	}
 	return "bad key type";
@@ -410,6 +411,31 @@ handler_1(struct parse *p, const char *section, const char *name, const char *va
 	return 0;
 }
 
+/* Two maildir settings that name one directory (same path, or the same
+ * directory once resolved if both exist). */
+static int
+same_dir(const char *a, const char *b)
+{
+	char	*ra, *rb;
+	size_t	 la = strlen(a), lb = strlen(b);
+	int	 same;
+
+	ra = realpath(a, NULL);
+	rb = realpath(b, NULL);
+	if (ra != NULL && rb != NULL)
+		same = strcmp(ra, rb) == 0;
+	else {
+		while (la > 1 && a[la - 1] == '/')
+			la--;
+		while (lb > 1 && b[lb - 1] == '/')
+			lb--;
+		same = la == lb && memcmp(a, b, la) == 0;
+	}
+	free(ra);
+	free(rb);
+	return same;
+}
+
 static char *
 join(const char *dir, const char *file)
 {
@@ -490,6 +516,24 @@ config_load(const char *path, char *err, size_t errlen)
 		if (cf->queues[i].maildir == NULL) {
 			snprintf(err, errlen, "%s: [queue %s] maildir: missing",
 			    path ? path : "(default)", cf->queues[i].name);
+			config_free(cf);
+			return NULL;
+		}
+	}
+	/*
+	 * Two queues on one Maildir would both read every file: two records
+	 * (the second a DUPLICATE) for one delivery, and each queue unlinking
+	 * under the other.
+	 */
+	for (i = 0; i < cf->n_queues; i++) {
+		size_t	 j;
+
+		for (j = i + 1; j < cf->n_queues; j++) {
+			if (!same_dir(cf->queues[i].maildir, cf->queues[j].maildir))
+				continue;
+			snprintf(err, errlen, "%s: queues %s and %s share maildir %s",
+			    path ? path : "(default)", cf->queues[i].name,
+			    cf->queues[j].name, cf->queues[j].maildir);
 			config_free(cf);
 			return NULL;
 		}

@@ -103,6 +103,10 @@ test_errors(void **state)
 		{ "[publish]\nendpoint = udp://x\n[queue a]\nmaildir=/m\n", "tcp:// or ipc://" },
 		{ "[publish]\ncurve_secret_key_file = /k\n[queue a]\nmaildir=/m\n", "go together" },
 		{ "[store\nx=1\n", ":1: syntax error" },
+		/* two queues draining one Maildir would store each file twice */
+		{ "[queue a]\nmaildir = /m\n[queue b]\nmaildir = /m/\n", "queues a and b share maildir" },
+		{ "[publish]\nendpoint = \n[queue a]\nmaildir=/m\n", "[publish] endpoint: no endpoint" },
+		{ "[publish]\nendpoint = ,\n[queue a]\nmaildir=/m\n", "[publish] endpoint: no endpoint" },
 	};
 	char	 err[512];
 	size_t	 i;
