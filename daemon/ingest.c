@@ -734,7 +734,7 @@ static void
 finish_jobs(struct ingest *ing, unsigned n, int64_t t_commit)
 {
 	struct job *j;
-	char	 esc[300], mid[200], dst[300];
+	char	 esc[300], mid[200], dst[300], why[300];
 	unsigned i;
 	size_t	 qi;
 
@@ -786,11 +786,12 @@ finish_jobs(struct ingest *ing, unsigned n, int64_t t_commit)
 		}
 		log_escape(mid, sizeof(mid), j->rec->message_id,
 		    strlen(j->rec->message_id));
+		/* a rule can build the reason from message bytes (variables) */
+		log_escape(why, sizeof(why), j->rec->reason, strlen(j->rec->reason));
 		log_info("seq=%llu queue=%s topic=%s disposition=%s msgid=<%s> "
 		    "size=%zu name=%s%s%s", (unsigned long long)j->rec->seq,
 		    q->name, j->rec->topic, disposition_name(j->rec->disposition),
-		    mid, j->len, esc, j->rec->reason[0] ? " reason=" : "",
-		    j->rec->reason);
+		    mid, j->len, esc, j->rec->reason[0] ? " reason=" : "", why);
 
 		pthread_mutex_lock(&g_stats.mu);
 		qi = j->q;

@@ -170,6 +170,27 @@ def test_bad_mail_is_quarantined_not_dropped(make_daemon):
     d.stop()
 
 
+def test_reason_from_message_bytes_is_escaped_in_the_log(make_daemon, tmp_path):
+    # a rule may build the quarantine reason from the message (variables);
+    # its bytes must not reach the log raw: a newline there forges a line
+    rules = tmp_path / "reason.sieve"
+    rules.write_text('require ["variables", "vnd.vmingest"];\n'
+                     'if header :matches "subject" "*" { quarantine "${1}"; }\n')
+    d = make_daemon(queues={"default": {"rules": str(rules)}}).start()
+    forged = "seq=999999 queue=default action=removed reason=forged"
+    subj = "=?utf-8?q?x=0A%s?=" % forged.replace("=", "=3D").replace(" ", "_")
+    name = d.maildir().deliver(message(1, subject=subj).encode())
+    d.wait_records(1)
+    rec = d.records()[0]
+    assert rec["maildir_name"] == name
+    assert rec["disposition"] == "QUARANTINED", rec
+    assert "\n" + forged in rec["reason"], rec     # the rule saw the newline
+    wait_for(lambda: "name=%s" % name in d.log(), what="the record's log line")
+    for line in d.log().splitlines():
+        assert not line.split(">", 1)[-1].startswith("seq=999999"), line
+    d.stop()
+
+
 def test_symlink_and_dotfiles(make_daemon):
     d = make_daemon().start()
     md = d.maildir()
