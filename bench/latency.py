@@ -15,7 +15,7 @@ object on stdout and stops the daemon with SIGTERM:
       which must both equal the number of files.  With --perf the daemon
       runs under `perf record --call-graph dwarf` into FILE.
 
-  latency.py rate BUILD SRC_DIR WORK_DIR [--rate R] [--count N]
+  latency.py rate BUILD SRC_DIR WORK_DIR [--rate R] [--count N] [--nice K]
       Start the daemon on an empty Maildir, wait for its "ready" log line,
       then write N messages of SRC_DIR into tmp/ (write, fsync, as an MTA
       does) and rename them into new/ at R messages/s, noting the time
@@ -26,6 +26,12 @@ object on stdout and stops the daemon with SIGTERM:
       rename -> durable commit (it adds the unlink, the log write and this
       script's reading).  If the daemon serves /metrics with an ingest
       latency histogram, its p99 bucket bound is reported too.
+
+  latency.py fsync BUILD SRC_DIR WORK_DIR [--count N]
+      The disk's own latency, as a baseline measured in the same run: N
+      (500) appends of 4 KiB to a file in WORK_DIR, each followed by
+      fdatasync; p50/p99/max.  A durable commit needs at least two such
+      flushes (LMDB data + meta) before the file can leave new/.
 
 Timing uses CLOCK_MONOTONIC.  Polling (every 10 ms) checks conditions with
 a deadline; nothing sleeps in place of a readiness check.  Exit status 0
@@ -288,8 +294,10 @@ def do_rate(a):
             data.append(f.read())
     arrivals, ready = {}, threading.Event()
     logf = open(os.path.join(a.work, "daemon.log"), "wb")
+    prio = (lambda: os.nice(a.nice)) if a.nice else None
     proc = subprocess.Popen([os.path.join(a.build, "vmingestd"), "-c", conf],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=prio)
     th = threading.Thread(target=reader, args=(proc.stderr, arrivals, ready, logf),
                           daemon=True)
     th.start()
@@ -333,7 +341,7 @@ def do_rate(a):
     logf.close()
     lat = [arrivals[n] - renamed[n] for n in names if n in arrivals]
     st = store_stats(a.build, state)
-    res = {"mode": "rate", "rate": a.rate, "files": len(names),
+    res = {"mode": "rate", "rate": a.rate, "files": len(names), "nice": a.nice,
            "achieved_rate": round(len(names) / sent_s, 1), "late_sends": late,
            "seen": len(lat),
            "p50_ms": round(pct(lat, 0.50) * 1e3, 3) if lat else None,
@@ -350,9 +358,31 @@ def do_rate(a):
     return 0 if res["ok"] else 1
 
 
+def do_fsync(a):
+    """Baseline for the latency target: 4 KiB append + fdatasync, COUNT
+    times, in WORK_DIR (the file system the daemon's store uses)."""
+    os.makedirs(a.work, exist_ok=True)
+    path = os.path.join(a.work, "fsync.probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    blk = b"x" * 4096
+    lat = []
+    for _ in range(a.count or 500):
+        t = time.monotonic()
+        os.write(fd, blk)
+        os.fdatasync(fd)
+        lat.append(time.monotonic() - t)
+    os.close(fd)
+    os.unlink(path)
+    print(json.dumps({"mode": "fsync", "count": len(lat),
+                      "p50_ms": round(pct(lat, 0.50) * 1e3, 3),
+                      "p99_ms": round(pct(lat, 0.99) * 1e3, 3),
+                      "max_ms": round(max(lat) * 1e3, 3), "ok": True}))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("mode", choices=["drain", "rate"])
+    ap.add_argument("mode", choices=["drain", "rate", "fsync"])
     ap.add_argument("build")
     ap.add_argument("src")
     ap.add_argument("work")
@@ -360,12 +390,17 @@ def main():
     ap.add_argument("--rate", type=float, default=500.0)
     ap.add_argument("--count", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=1800.0)
+    ap.add_argument("--nice", type=int, default=0,
+                    help="rate: run the daemon at this nice value (root may "
+                    "go negative: approximates a machine without other load)")
     ap.add_argument("--perf", help="drain: run the daemon under perf record "
                     "into this file")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
     if a.rate <= 0 or a.rate > 100000:
         ap.error("--rate must be in (0, 100000]")
+    if a.mode == "fsync":
+        return do_fsync(a)
     return do_drain(a) if a.mode == "drain" else do_rate(a)
 
 
