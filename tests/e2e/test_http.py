@@ -505,6 +505,10 @@ def test_abuse(make_daemon):
              30, interval=0.2, what="/healthz answering again")
     code, _, _ = curl(d.url("/metrics"))
     assert code == 200
-    m = metrics(d)
-    assert m['vmingest_messages_total{queue="default",disposition="stored"}'] + \
-        m['vmingest_messages_total{queue="default",disposition="published"}'] == n
+
+    # the counters move right after the commit the store shows: poll
+    def counted():
+        m = metrics(d)
+        return m['vmingest_messages_total{queue="default",disposition="stored"}'] + \
+            m['vmingest_messages_total{queue="default",disposition="published"}']
+    wait_for(lambda: counted() == n, 10, what="%d messages counted" % n)
