@@ -236,20 +236,32 @@ result_push(struct ingest *ing, struct job *j)
 	return write(ing->evfd, &one, sizeof(one)) < 0 ? -1 : 0;
 }
 
+/*
+ * The size comes from the file (a sparse file can claim terabytes): no
+ * buffer for it is -1 with ENOMEM, so the file waits in new/ and the
+ * daemon goes on, rather than exiting on every start.
+ */
 static int
 read_all(int fd, size_t hint, uint8_t **out, size_t *outlen)
 {
-	size_t	 cap = hint + 1, len = 0;
-	uint8_t	*buf = malloc(cap);
+	size_t	 cap = hint < SIZE_MAX ? hint + 1 : hint, len = 0;
+	uint8_t	*buf = malloc(cap), *nbuf;
 	ssize_t	 n;
 
-	if (buf == NULL)
-		log_fatal("malloc %zu", cap);
+	if (buf == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
 	for (;;) {
 		if (len == cap) {
+			if (cap > SIZE_MAX / 2 ||
+			    (nbuf = realloc(buf, cap * 2)) == NULL) {
+				free(buf);
+				errno = ENOMEM;
+				return -1;
+			}
+			buf = nbuf;
 			cap *= 2;
-			if ((buf = realloc(buf, cap)) == NULL)
-				log_fatal("realloc %zu", cap);
 		}
 		n = read(fd, buf + len, cap - len);
 		if (n == -1) {

@@ -191,6 +191,27 @@ def test_reason_from_message_bytes_is_escaped_in_the_log(make_daemon, tmp_path):
     d.stop()
 
 
+def test_file_too_big_to_read_is_left_and_the_daemon_lives(make_daemon):
+    # a sparse file claiming 1 TiB: no buffer for it can be had; the daemon
+    # must keep ingesting and leave the file where it is (not lose it)
+    d = make_daemon().start()
+    md = d.maildir()
+    huge = "%d.M1P1Q1.huge" % time.time()
+    tmp = os.path.join(md.path, "tmp", huge)
+    with open(tmp, "wb") as f:
+        f.write(b"Subject: huge\n\n")
+    os.truncate(tmp, 1 << 40)
+    os.rename(tmp, os.path.join(md.path, "new", huge))
+    name = md.deliver(message(1))
+    d.wait_records(1)
+    assert [r["maildir_name"] for r in d.records()] == [name]
+    wait_for(lambda: huge in d.log_since_start(), what="a warning naming the file")
+    assert d.alive()
+    assert md.new_files() == [huge]
+    d.stop()
+    os.unlink(os.path.join(md.path, "new", huge))
+
+
 def test_symlink_and_dotfiles(make_daemon):
     d = make_daemon().start()
     md = d.maildir()
