@@ -116,15 +116,32 @@ struct parse {
 	int		 errline;	/* line of the first handler error */
 };
 
-/* inih reads through this, so the handler knows the current line. */
+/*
+ * inih reads through this, so the handler knows the current line.  inih
+ * hands us a buffer of INI_MAX_LINE bytes and would parse the rest of a
+ * longer line as a line of its own (a commented-out key in a long comment
+ * would be set, a long path cut): refuse such a line instead.
+ */
 static char *
 reader(char *buf, int n, void *arg)
 {
 	struct parse *p = arg;
 	char	*r = fgets(buf, n, p->fp);
+	size_t	 len;
 
-	if (r != NULL)
-		p->line++;
+	if (r == NULL)
+		return NULL;
+	p->line++;
+	len = strlen(buf);
+	if (len + 1 == (size_t)n && buf[len - 1] != '\n' &&
+	    ungetc(getc(p->fp), p->fp) != EOF) {
+		if (p->errline == 0) {
+			snprintf(p->err, sizeof(p->err), "line longer than %d "
+			    "bytes", n - 2);
+			p->errline = p->line;
+		}
+		return NULL;
+	}
 	return r;
 }
 
@@ -478,7 +495,7 @@ config_load(const char *path, char *err, size_t errlen)
 		p.fp = f;
 		line = ini_parse_stream(reader, &p, handler, &p);
 		fclose(f);
-		if (line != 0) {
+		if (line != 0 || p.errline != 0) {
 			if (line == -2)
 				log_fatal("config: out of memory");
 			if (p.errline == 0 || (line > 0 && line < p.errline)) {

@@ -125,6 +125,32 @@ test_errors(void **state)
 	assert_non_null(strstr(err, "No such file"));
 }
 
+/*
+ * inih reads at most INI_MAX_LINE (200) bytes a line and parses the rest
+ * as a line of its own: the tail of a long comment became a key.
+ */
+static void
+test_long_line_refused(void **state)
+{
+	char	 err[512], text[1024], pad[300];
+	struct config *cf;
+
+	memset(pad, 'x', 197);
+	pad[197] = '\0';
+	snprintf(text, sizeof(text), "[store]\n; %sbatch_max = 7\n"
+	    "[queue a]\nmaildir = /m\n", pad);
+	cf = load_text(text, err, sizeof(err));
+	if (cf != NULL)
+		fail_msg("loaded, batch_max %u", cf->store.batch_max);
+	assert_non_null(strstr(err, ":2: line longer than"));
+	/* a long value is not cut short either */
+	snprintf(text, sizeof(text), "[queue a]\nmaildir = /m\nrules = /%s%s\n",
+	    pad, pad);
+	assert_null(load_text(text, err, sizeof(err)));
+	assert_non_null(strstr(err, ":3: line longer than"));
+	unlink(path);
+}
+
 static void
 test_sizes_and_topics(void **state)
 {
@@ -222,6 +248,7 @@ main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_sizes_and_topics),
+		cmocka_unit_test(test_long_line_refused),
 		cmocka_unit_test(test_sample_documents_every_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
