@@ -890,6 +890,8 @@ commit_batch(struct ingest *ing)
 			ing->paused = 0;
 		}
 		set_store_state(1, NULL);
+		/* keep the resident set flat as the store grows (store.h) */
+		store_trim_resident(ing->st);
 		pthread_mutex_lock(&g_stats.mu);
 		stats_hist_add(&g_stats.commit_seconds, (double)(t1 - t0) / 1e6);
 		pthread_mutex_unlock(&g_stats.mu);

@@ -64,7 +64,7 @@ static const struct ckey ckeys[] = {
 	{ "store", "retain_bytes", C_SIZE, O(store.retain_bytes), "0", 0, 64 * TB },
 	{ "store", "retain_raw_days", C_UINT, O(store.retain_raw_days), "0", 0, 36500 },
 	{ "store", "min_free_pct", C_UINT, O(store.min_free_pct), "5", 0, 90 },
-	{ "store", "inflight", C_UINT, O(store.inflight), "512", 1, 65536 },
+	{ "store", "inflight", C_UINT, O(store.inflight), "256", 1, 65536 },
 
 	{ "limits", "message_bytes", C_SIZE, O(limits.message_bytes), "50M", 1 * KB, 2 * GB },
 	{ "limits", "header_bytes", C_SIZE, O(limits.header_bytes), "100K", 1 * KB, 64 * MB },

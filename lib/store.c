@@ -20,6 +20,7 @@
  * be private to the daemon's user.
  */
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -45,6 +46,9 @@ struct store {
 	int	 lockfd;
 	int	 rdonly;
 	char	*path;
+	void	*map_base;	/* for store_trim_resident */
+	size_t	 map_len;
+	size_t	 page_size;
 };
 
 struct store_txn {
@@ -185,6 +189,8 @@ random64(void)
 	return v ? v : 1;
 }
 
+static void find_map(struct store *);
+
 int
 store_open(struct store **out, const char *path, size_t map_size, int flags)
 {
@@ -307,6 +313,13 @@ store_open(struct store **out, const char *path, size_t map_size, int flags)
 		goto fail;
 	}
 	txn = NULL;
+	{
+		MDB_stat ms;
+
+		mdb_env_stat(st->env, &ms);
+		st->page_size = ms.ms_psize;
+	}
+	find_map(st);
 	st->epoch = epoch;
 	st->created_us = (int64_t)created;
 	*out = st;
@@ -342,6 +355,55 @@ const char *
 store_path(const struct store *st)
 {
 	return st->path;
+}
+
+/*
+ * Drop the page-table entries of the map.  The kernel maps pages around
+ * every page LMDB reads (fault-around), so a writer's resident set grows
+ * with the store, not with its work.  The pages stay in the page cache
+ * and the file; a reader that touches one again takes a minor fault and
+ * sees the same bytes, so this is safe with readers in other threads.
+ */
+void
+store_trim_resident(struct store *st)
+{
+	MDB_envinfo info;
+	size_t	 len;
+
+	if (st->map_base == NULL || mdb_env_info(st->env, &info) != 0)
+		return;
+	len = (size_t)(info.me_last_pgno + 1) * st->page_size;
+	if (len > st->map_len)
+		len = st->map_len;
+	if (madvise(st->map_base, len, MADV_DONTNEED) == -1)
+		log_warn("store: madvise");
+}
+
+/*
+ * Where LMDB mapped data.mdb (mdb_env_info gives the address only with
+ * MDB_FIXEDMAP): the /proc/self/maps line with the file's inode.
+ */
+static void
+find_map(struct store *st)
+{
+	char	 path[4096], line[4096 + 256];
+	struct stat sb;
+	FILE	*f;
+
+	if (snprintf(path, sizeof(path), "%s/data.mdb", st->path) >= (int)sizeof(path) ||
+	    stat(path, &sb) == -1 || (f = fopen("/proc/self/maps", "re")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long lo, hi, ino;
+
+		if (sscanf(line, "%lx-%lx %*s %*s %*s %lu", &lo, &hi, &ino) != 3 ||
+		    ino != (unsigned long)sb.st_ino || strstr(line, "/data.mdb") == NULL)
+			continue;
+		st->map_base = (void *)lo;
+		st->map_len = hi - lo;
+		break;
+	}
+	fclose(f);
 }
 
 int

@@ -73,6 +73,8 @@ const char *store_strerror(int);
 uint64_t store_epoch(const struct store *);
 const char *store_path(const struct store *);
 int	 store_stat(struct store *, struct store_stat *);
+/* Release the map pages this process has resident (they stay cached). */
+void	 store_trim_resident(struct store *);
 
 int	 store_wbegin(struct store *, struct store_txn **);
 /* If queue/name was stored before: 0 with *seq and its sha256 in sha. */

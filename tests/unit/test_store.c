@@ -340,6 +340,68 @@ test_too_big_leaves_no_topic_gap(void **state)
 	record_free(b);
 }
 
+static long
+rss_file_kb(void)
+{
+	char	 line[256];
+	long	 kb = -1;
+	FILE	*f = fopen("/proc/self/status", "r");
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "RssFile: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* Reading the map makes it resident; trimming gives it back. */
+static void
+test_trim_resident(void **state)
+{
+	struct store *st;
+	struct store_rtxn *r;
+	char	*raw = malloc(64 * 1024);
+	long	 before, touched, after;
+	volatile unsigned sum = 0;
+	int	 i;
+
+	memset(raw, 'r', 64 * 1024);
+	assert_int_equal(store_open(&st, dir, 64 << 20, 0), 0);
+	for (i = 0; i < 400; i++) {
+		struct store_txn *t;
+		Vmingest__Record *a;
+		char	 name[16];
+
+		snprintf(name, sizeof(name), "n%d", i);
+		a = mkrec("q", name, "t", i, i);
+		assert_int_equal(store_wbegin(st, &t), 0);
+		assert_int_equal(store_add(t, a, raw, 64 * 1024, 0), 0);
+		assert_int_equal(store_wcommit(t), 0);
+		record_free(a);
+	}
+	store_trim_resident(st);
+	before = rss_file_kb();
+	assert_int_equal(store_rbegin(st, &r), 0);
+	for (i = 1; i <= 400; i++) {
+		const void *p;
+		size_t	 n, k;
+
+		assert_int_equal(store_get_raw(r, i, &p, &n), 0);
+		for (k = 0; k < n; k += 4096)
+			sum += ((const unsigned char *)p)[k];
+	}
+	store_rend(r);
+	touched = rss_file_kb();
+	store_trim_resident(st);
+	after = rss_file_kb();
+	/* 400 x 64 KiB = 25 MiB read through the map */
+	assert_true(touched - before > 20 * 1024);
+	assert_true(touched - after > 20 * 1024);
+	store_close(st);
+	free(raw);
+}
+
 int
 main(void)
 {
@@ -350,6 +412,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_exclusive_and_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_big_and_prune, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trim_resident, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_big_leaves_no_topic_gap, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
