@@ -83,6 +83,7 @@ struct job {
 	int		 dirfd;
 	struct rules_ref *rules;
 	struct limits	 limits;
+	size_t		 max_file;	/* [store] map_size: a bigger file can never be stored */
 	char		 topic[256];
 	char		 queue[65];
 	/* result */
@@ -316,6 +317,13 @@ job_run(struct job *j)
 		j->kind = JOB_NOTREG;
 		goto build;
 	}
+	if ((uint64_t)sb.st_size > j->max_file) {
+		/* no map holds it: do not even try to buffer it */
+		j->err = EFBIG;
+		j->kind = JOB_SKIP;
+		close(fd);
+		return;
+	}
 	if (read_all(fd, (size_t)sb.st_size, &j->raw, &j->len) == -1) {
 		j->err = errno;
 		j->kind = JOB_SKIP;
@@ -525,6 +533,7 @@ dispatch(struct ingest *ing, size_t qi, const char *name)
 	j->name = xstrdup(name);
 	j->dirfd = q->newfd;
 	j->limits = ing->cf->limits;
+	j->max_file = ing->cf->store.map_size;
 	snprintf(j->topic, sizeof(j->topic), "%s", q->topic);
 	snprintf(j->queue, sizeof(j->queue), "%s", q->name);
 	if ((j->rules = q->rules) != NULL)
