@@ -9,6 +9,7 @@
  * unchanged.
  */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,13 +197,50 @@ cmd_list(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * printf for show's text output: the fields are the sender's bytes (valid
+ * UTF-8, but ESC, BEL and C1 controls included), so every control
+ * character but the newlines of our own format becomes '?' rather than
+ * reach the operator's terminal.
+ */
+static void tprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+tprintf(const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+	size_t	 i, n;
+	int	 len;
+
+	va_start(ap, fmt);
+	len = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		return;
+	n = (size_t)len;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+		    (unsigned char)s[i + 1] <= 0x9f) {
+			s[i] = '?';		/* U+0080..U+009F as one '?' */
+			memmove(s + i + 1, s + i + 2, n - i - 2);
+			n--;
+		} else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+			s[i] = '?';
+	}
+	fwrite(s, 1, n, stdout);
+	free(s);
+}
+
 static void
 print_addr(const char *what, const Vmingest__Address *a)
 {
 	if (a->name[0])
-		printf("%-13s %s <%s>\n", what, a->name, a->address);
+		tprintf("%-13s %s <%s>\n", what, a->name, a->address);
 	else
-		printf("%-13s <%s>\n", what, a->address);
+		tprintf("%-13s <%s>\n", what, a->address);
 }
 
 static void
@@ -213,40 +251,40 @@ show_text(const Vmingest__Record *rec)
 
 	fmt_time(when, sizeof(when), rec->received_at_us);
 	hex_encode(hex, rec->sha256.data, rec->sha256.len == 32 ? 32 : 0);
-	printf("seq:          %llu\n", (unsigned long long)rec->seq);
-	printf("queue:        %s\n", rec->queue);
-	printf("topic:        %s\n", rec->topic);
+	tprintf("seq:          %llu\n", (unsigned long long)rec->seq);
+	tprintf("queue:        %s\n", rec->queue);
+	tprintf("topic:        %s\n", rec->topic);
 	for (i = 0; i < rec->n_topics; i++)
-		printf("published:    %s #%llu\n", rec->topics[i]->topic,
+		tprintf("published:    %s #%llu\n", rec->topics[i]->topic,
 		    (unsigned long long)rec->topics[i]->topic_seq);
-	printf("disposition:  %s%s%s\n", disposition_name(rec->disposition),
+	tprintf("disposition:  %s%s%s\n", disposition_name(rec->disposition),
 	    rec->reason[0] ? " - " : "", rec->reason);
 	if (rec->duplicate_of)
-		printf("duplicate_of: %llu\n", (unsigned long long)rec->duplicate_of);
+		tprintf("duplicate_of: %llu\n", (unsigned long long)rec->duplicate_of);
 	if (rec->reprocessed_from)
-		printf("reprocessed_from: %llu\n",
+		tprintf("reprocessed_from: %llu\n",
 		    (unsigned long long)rec->reprocessed_from);
-	printf("received:     %s\n", when);
-	printf("maildir_name: %s\n", rec->maildir_name);
-	printf("size:         %llu\n", (unsigned long long)rec->raw_size);
-	printf("sha256:       %s\n", hex);
-	printf("message_id:   %s\n", rec->message_id);
-	printf("date:         %s\n", rec->date_raw);
+	tprintf("received:     %s\n", when);
+	tprintf("maildir_name: %s\n", rec->maildir_name);
+	tprintf("size:         %llu\n", (unsigned long long)rec->raw_size);
+	tprintf("sha256:       %s\n", hex);
+	tprintf("message_id:   %s\n", rec->message_id);
+	tprintf("date:         %s\n", rec->date_raw);
 	for (i = 0; i < rec->n_from; i++)
 		print_addr("from:", rec->from[i]);
 	for (i = 0; i < rec->n_to; i++)
 		print_addr("to:", rec->to[i]);
 	for (i = 0; i < rec->n_cc; i++)
 		print_addr("cc:", rec->cc[i]);
-	printf("subject:      %s\n", rec->subject);
+	tprintf("subject:      %s\n", rec->subject);
 	if (rec->return_path[0])
-		printf("return_path:  %s\n", rec->return_path);
+		tprintf("return_path:  %s\n", rec->return_path);
 	if (rec->delivered_to[0])
-		printf("delivered_to: %s\n", rec->delivered_to);
+		tprintf("delivered_to: %s\n", rec->delivered_to);
 	for (i = 0; i < rec->n_parts; i++) {
 		const Vmingest__Part *pt = rec->parts[i];
 
-		printf("part %-8s %*s%s%s%s %llu bytes%s%s\n", pt->path[0] ? pt->path : "-",
+		tprintf("part %-8s %*s%s%s%s %llu bytes%s%s\n", pt->path[0] ? pt->path : "-",
 		    (int)pt->depth * 2, "", pt->content_type,
 		    pt->charset[0] ? "; charset=" : "", pt->charset,
 		    (unsigned long long)pt->decoded_size,
@@ -255,30 +293,30 @@ show_text(const Vmingest__Record *rec)
 	for (i = 0; i < rec->n_ims; i++) {
 		const Vmingest__ImsMessage *m = rec->ims[i];
 
-		printf("ims %u/%u:      %s %s msg_id=%s source=%s%s\n", m->index,
+		tprintf("ims %u/%u:      %s %s msg_id=%s source=%s%s\n", m->index,
 		    m->count, m->version, m->msg_type, m->msg_id, m->source,
 		    m->complete ? "" : " (no STOP)");
 		for (k = 0; k < m->n_sections; k++)
-			printf("  data_type:  %s%s%s %s\n", m->sections[k]->data_type,
+			tprintf("  data_type:  %s%s%s %s\n", m->sections[k]->data_type,
 			    m->sections[k]->subtype[0] ? ":" : "",
 			    m->sections[k]->subtype, m->sections[k]->format);
 		for (k = 0; k < m->n_requests; k++)
-			printf("  request:    %s%s%s %s\n", m->requests[k]->keyword,
+			tprintf("  request:    %s%s%s %s\n", m->requests[k]->keyword,
 			    m->requests[k]->subtype[0] ? ":" : "",
 			    m->requests[k]->subtype, m->requests[k]->format);
 		for (k = 0; k < m->n_warnings; k++)
-			printf("  warning:    %s\n", m->warnings[k]);
+			tprintf("  warning:    %s\n", m->warnings[k]);
 	}
 	if (rec->rules != NULL) {
 		for (i = 0; i < rec->rules->n_actions; i++)
-			printf("rule action:  %s\n", rec->rules->actions[i]);
+			tprintf("rule action:  %s\n", rec->rules->actions[i]);
 		if (rec->rules->error[0])
-			printf("rule error:   %s\n", rec->rules->error);
+			tprintf("rule error:   %s\n", rec->rules->error);
 	}
 	for (i = 0; i < rec->n_labels; i++)
-		printf("label:        %s\n", rec->labels[i]);
+		tprintf("label:        %s\n", rec->labels[i]);
 	for (i = 0; i < rec->n_warnings; i++)
-		printf("warning:      %s\n", rec->warnings[i]);
+		tprintf("warning:      %s\n", rec->warnings[i]);
 }
 
 int

@@ -325,3 +325,16 @@ def test_cli_exit_codes(daemon):
     r = daemon.cli("show", "1", "--store", daemon.store)
     assert "seq:          1" in r.stdout
     daemon.stop()
+
+
+def test_show_does_not_send_message_control_bytes_to_the_terminal(daemon):
+    # ESC [ 2 J clears an operator's screen; OSC sequences can do worse
+    subj = "=?utf-8?q?a=1B]0;owned=07b=1B[2Jc=C2=9Bd?="
+    daemon.maildir().deliver(message(1, subject=subj))
+    daemon.wait_records(1)
+    assert "\x1b" in daemon.records()[0]["subject"]     # stored as sent
+    out = daemon.cli("show", "1", "--store", daemon.store, binary=True).stdout
+    assert b"subject:" in out
+    for bad in (b"\x1b", b"\x07", b"\xc2\x9b"):
+        assert bad not in out, out
+    daemon.stop()
