@@ -291,13 +291,15 @@ job_run(struct job *j)
 	fd = openat(j->dirfd, j->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd == -1) {
 		j->err = errno;
-		if (errno == ELOOP) {
-			j->kind = JOB_NOTREG;
-			if (fstatat(j->dirfd, j->name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
-				j->ctime_us = (int64_t)sb.st_ctim.tv_sec * 1000000 +
-				    sb.st_ctim.tv_nsec / 1000;
-		} else
+		if (errno != ELOOP) {
+			/* vanished or unreadable: no record, nothing to run */
 			j->kind = JOB_SKIP;
+			return;
+		}
+		j->kind = JOB_NOTREG;
+		if (fstatat(j->dirfd, j->name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+			j->ctime_us = (int64_t)sb.st_ctim.tv_sec * 1000000 +
+			    sb.st_ctim.tv_nsec / 1000;
 		goto build;
 	}
 	if (fstat(fd, &sb) == -1) {
