@@ -724,8 +724,9 @@ commit_jobs(struct ingest *ing, struct job *first, unsigned n)
 		}
 		if (rc != 0 && rc != STORE_E_NOTFOUND)
 			goto fail;
-		if (j->rec->sha256.len == 32 && j->rec->disposition !=
-		    VMINGEST__DISPOSITION__DUPLICATE &&
+		/* a symlink or device was not read: it has no bytes to share */
+		if (j->kind == JOB_FILE && j->rec->sha256.len == 32 &&
+		    j->rec->disposition != VMINGEST__DISPOSITION__DUPLICATE &&
 		    store_find_sha(t, j->rec->sha256.data, &seq) == 0) {
 			char	 why[64];
 

@@ -233,6 +233,23 @@ def test_symlink_and_dotfiles(make_daemon):
     d.stop()
 
 
+def test_second_symlink_is_quarantined_not_a_duplicate(make_daemon):
+    # nothing is read from a symlink: two of them share no bytes, and each
+    # must keep the reason an operator looks for in quarantine
+    d = make_daemon().start()
+    new = os.path.join(d.maildir().path, "new")
+    names = ["1700000000.link%d.host" % i for i in range(2)]
+    for n in names:
+        os.symlink("/etc/hostname", os.path.join(new, n))
+    d.wait_records(2)
+    for r in d.records():
+        assert r["maildir_name"] in names
+        assert r["disposition"] == "QUARANTINED", r
+        assert "not a regular file" in r["reason"], r
+        assert not r["duplicate_of"], r
+    d.stop()
+
+
 def test_keep_cur(make_daemon):
     d = make_daemon(queues={"default": {"keep": "cur"}}).start()
     md = d.maildir()
