@@ -284,8 +284,8 @@ w("")
 w("Median p99 of the %s ordinary runs: %s ms (target <= 10 ms: %s)." % (
     runs, f(l99, 2), "yes" if l99 is not None and l99 <= 10 else "**no**"))
 if ln:
-    w(" With the daemon at nice -10 (it then waits less for a CPU; the rest "
-      "of the machine's load stays): p99 %s ms (%s)." % (
+    w(" One more run with the daemon at nice -10 (the rest of the machine's "
+      "load stays as it is): p99 %s ms (%s)." % (
           f(ln[0], 2), "<= 10 ms" if ln[0] <= 10 else "> 10 ms"))
 w("")
 
