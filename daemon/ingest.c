@@ -700,7 +700,7 @@ commit_jobs(struct ingest *ing, struct job *first, unsigned n)
 		return rc;
 	for (i = 0, j = first; i < n; i++, j = j->next) {
 		/* index lookups fault pages in: give them back as we go */
-		if (i % 32 == 31)
+		if (i % 16 == 15)
 			store_trim_resident(ing->st);
 		j->already = 0;
 		if (j->kind == JOB_SKIP)
