@@ -45,6 +45,7 @@
 
 #include "checkpoint.h"
 #include "vmingest-client.h"
+#include "util.h"
 
 #define ST_NEED_SYNC	0
 #define ST_SYNC		1
@@ -89,15 +90,6 @@ struct vmi_sub {
 	char	 error[512];
 	struct vmi_sub_stats st;
 };
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *
 vmi_strerror(int e)
@@ -308,7 +300,7 @@ vmi_sub_open(struct vmi_sub **out, const struct vmi_sub_opts *o, char *err,
 	    zmq_connect(s->dealer, s->replay_endpoint) != 0)
 		goto zerr;
 	s->state = ST_NEED_SYNC;
-	s->live_ms = mono_ms();
+	s->live_ms = (util_mono_us() / 1000);
 	*out = s;
 	return VMI_OK;
 zerr:
@@ -337,7 +329,7 @@ send_request(struct vmi_sub *s)
 	vmingest__replay_request__pack(&q, buf);
 	rc = zmq_send(s->dealer, buf, n, ZMQ_DONTWAIT);
 	free(buf);
-	s->req_ms = mono_ms();
+	s->req_ms = (util_mono_us() / 1000);
 	s->state = ST_SYNC;
 	return rc == -1 ? -1 : 0;
 }
@@ -524,7 +516,7 @@ handle_replay(struct vmi_sub *s, zmq_msg_t *f, int n, struct vmi_msg *msg)
 		vmingest__envelope__free_unpacked(env, NULL);
 		return 0;
 	}
-	s->req_ms = mono_ms();
+	s->req_ms = (util_mono_us() / 1000);
 	if ((rc = check_epoch(s, env->epoch)) != 0)
 		goto out;
 	switch (env->kind) {
@@ -548,7 +540,7 @@ handle_replay(struct vmi_sub *s, zmq_msg_t *f, int n, struct vmi_msg *msg)
 				    env->heads[i]->topic_seq);
 		s->head_only = 0;
 		s->state = ST_LIVE;
-		s->live_ms = mono_ms();
+		s->live_ms = (util_mono_us() / 1000);
 		break;
 	case VMINGEST__ENVELOPE__KIND__ERROR:
 		snprintf(s->error, sizeof(s->error), "replay service: %s",
@@ -639,7 +631,7 @@ vmi_sub_checkpoint(struct vmi_sub *s)
 		return VMI_E_CHECKPOINT;
 	}
 	s->dirty = 0;
-	s->ck_ms = mono_ms();
+	s->ck_ms = (util_mono_us() / 1000);
 	s->since_ck = 0;
 	s->st.checkpoints++;
 	return VMI_OK;
@@ -648,7 +640,7 @@ vmi_sub_checkpoint(struct vmi_sub *s)
 int
 vmi_sub_next(struct vmi_sub *s, struct vmi_msg *msg, int timeout_ms)
 {
-	int64_t	 deadline = timeout_ms < 0 ? INT64_MAX : mono_ms() + timeout_ms;
+	int64_t	 deadline = timeout_ms < 0 ? INT64_MAX : (util_mono_us() / 1000) + timeout_ms;
 	int64_t	 now, wait;
 	zmq_msg_t f[4];
 	int	 n, rc;
@@ -689,7 +681,7 @@ vmi_sub_next(struct vmi_sub *s, struct vmi_msg *msg, int timeout_ms)
 		if ((n = recv_multi(s->sub, f, 3, ZMQ_DONTWAIT)) > 0) {
 			struct live_msg *m;
 
-			s->live_ms = mono_ms();
+			s->live_ms = (util_mono_us() / 1000);
 			if ((m = calloc(1, sizeof(*m))) == NULL)
 				abort();
 			memcpy(m->f, f, sizeof(zmq_msg_t) * (size_t)(n > 3 ? 3 : n));
@@ -713,7 +705,7 @@ vmi_sub_next(struct vmi_sub *s, struct vmi_msg *msg, int timeout_ms)
 		}
 
 		/* nothing ready: timers, then wait */
-		now = mono_ms();
+		now = (util_mono_us() / 1000);
 		if (s->state == ST_SYNC && now - s->req_ms >= s->replay_timeout_ms) {
 			s->state = ST_NEED_SYNC;	/* resend from our position */
 			continue;

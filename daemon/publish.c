@@ -47,6 +47,7 @@
 #include "record.h"
 #include "replay.h"
 #include "zap.h"
+#include "util.h"
 
 #define PUBLISH_QUEUE		16384
 #define PUBLISH_HB_HEADS	512	/* heads per heartbeat message */
@@ -94,24 +95,6 @@ pb_str(const char *s)
 
 	u.c = s;
 	return u.m;
-}
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Called with smu held. */
@@ -207,7 +190,7 @@ send_record(struct publisher *p, Vmingest__Record *rec)
 	env.seq = rec->seq;
 	env.kind = VMINGEST__ENVELOPE__KIND__RECORD;
 	env.head_seq = rec->seq;
-	env.sent_at_us = now_us();
+	env.sent_at_us = util_now_us();
 	for (i = 0; i < rec->n_topics; i++) {
 		const char *t = rec->topics[i]->topic;
 
@@ -291,7 +274,7 @@ send_heartbeat(struct publisher *p)
 	env.epoch = p->epoch;
 	env.kind = VMINGEST__ENVELOPE__KIND__HEARTBEAT;
 	env.head_seq = p->head_seq;
-	env.sent_at_us = now_us();
+	env.sent_at_us = util_now_us();
 	env.topic = pb_str(PUBLISH_HB_TOPIC);
 	do {
 		env.heads = thp ? thp + off : NULL;
@@ -330,13 +313,13 @@ pub_main(void *arg)
 	struct publisher *p = arg;
 	Vmingest__Record *batch[256];
 	zmq_pollitem_t it[2];
-	int64_t	 next_hb = mono_ms(), now;
+	int64_t	 next_hb = (util_mono_us() / 1000), now;
 	uint64_t x;
 	size_t	 n, i, total;
 	int	 stopping = 0, nit;
 
 	for (;;) {
-		now = mono_ms();
+		now = (util_mono_us() / 1000);
 		if (now >= next_hb) {
 			send_heartbeat(p);
 			next_hb = now + p->cf->publish.heartbeat_ms;

@@ -37,6 +37,7 @@
 #include "log.h"
 #include "record.h"
 #include "replay.h"
+#include "util.h"
 
 #define REPLAY_MAX_PREFIXES	64
 #define REPLAY_MAX_FROM		1024
@@ -104,24 +105,6 @@ pb_str(const char *s)
 
 	u.c = s;
 	return u.m;
-}
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void
@@ -205,7 +188,7 @@ send_control(struct replay *rp, const uint8_t *id, size_t idlen, int delim,
     Vmingest__Envelope *env)
 {
 	env->epoch = rp->epoch;
-	env->sent_at_us = now_us();
+	env->sent_at_us = util_now_us();
 	if (send_head(rp, id, idlen, delim, 1) != 0)
 		return;
 	zmq_send(rp->router, "", 0, ZMQ_SNDMORE);
@@ -485,7 +468,7 @@ send_record(struct replay *rp, struct stream *s, uint64_t seq, const char *topic
 	env.kind = VMINGEST__ENVELOPE__KIND__RECORD;
 	env.request_id = s->request_id;
 	env.topic = pb_str(topic);
-	env.sent_at_us = now_us();
+	env.sent_at_us = util_now_us();
 	if (s->with_raw && store_get_raw(rp->r, seq, &raw, &rawlen) != 0) {
 		raw = "";
 		rawlen = 0;
@@ -509,7 +492,7 @@ serve_batch(struct replay *rp, struct stream *s)
 	const char *topic;
 	size_t	 len, bytes = 0, scanned = 0, scan_max;
 	uint64_t seq, ts, head, sent = 0;
-	int64_t	 t0 = mono_ms();
+	int64_t	 t0 = (util_mono_us() / 1000);
 	int	 rc, end = 0, gone = 0;
 
 	if ((rc = store_rrenew(rp->r)) != 0) {
@@ -529,7 +512,7 @@ serve_batch(struct replay *rp, struct stream *s)
 		end = END_HEAD;
 	while (!end && s->left > 0 && bytes < REPLAY_BATCH_BYTES &&
 	    scanned < scan_max) {
-		if ((scanned & 63) == 63 && mono_ms() - t0 >= REPLAY_BUDGET_MS)
+		if ((scanned & 63) == 63 && (util_mono_us() / 1000) - t0 >= REPLAY_BUDGET_MS)
 			break;
 		if (store_cursor_next(c, &seq, &data, &len) != 0) {
 			end = END_HEAD;
@@ -571,7 +554,7 @@ serve_batch(struct replay *rp, struct stream *s)
 		stream_clear(s);
 		return;
 	}
-	s->last_ms = mono_ms();
+	s->last_ms = (util_mono_us() / 1000);
 	if (end) {
 		/* covered: everything up to here that matched has been sent */
 		uint64_t covered;
@@ -694,7 +677,7 @@ handle_request(struct replay *rp, const uint8_t *id, size_t idlen, int delim,
 		}
 		s->waiting = 0;
 		s->left = q->credit ? credit : s->credit;
-		s->last_ms = mono_ms();
+		s->last_ms = (util_mono_us() / 1000);
 		goto out;
 	}
 	if (q->n_prefixes > REPLAY_MAX_PREFIXES)
@@ -745,7 +728,7 @@ handle_request(struct replay *rp, const uint8_t *id, size_t idlen, int delim,
 	s->credit = s->left = credit;
 	s->quarantined_only = q->quarantined_only;
 	s->with_raw = q->with_raw;
-	s->last_ms = mono_ms();
+	s->last_ms = (util_mono_us() / 1000);
 	if (stream_begin(rp, s, q) != 0) {
 		send_error(rp, id, idlen, delim, q->request_id, "store read failed");
 		stream_clear(s);
@@ -852,7 +835,7 @@ replay_main(void *arg)
 		}
 		/* one batch per active stream, round-robin */
 		busy = 0;
-		now = mono_ms();
+		now = (util_mono_us() / 1000);
 		for (k = 0; k < REPLAY_MAX_STREAMS; k++) {
 			struct stream *s;
 

@@ -3,6 +3,7 @@ correctly (a consistent snapshot: seqs 1..N without a hole, bytes intact)."""
 import json
 import os
 import threading
+import time
 
 from conftest import message, wait_for
 
@@ -17,9 +18,13 @@ def test_backup_during_ingest(make_daemon):
     msgs = {}
 
     def feed():
+        # paced (~400/s), so that the copies are taken while mail arrives
+        # however fast the daemon drains
         for i in range(400):
             m = message(i, body="body %d\n" % i + "x" * (i * 37 % 4000) + "\n")
             msgs[d.maildir().deliver(m)] = m.encode()
+            if i % 4 == 3:
+                time.sleep(0.01)
     t = threading.Thread(target=feed)
     t.start()
     wait_for(lambda: d.stats()["last_seq"] >= 20, what="ingest under way")
