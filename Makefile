@@ -116,7 +116,10 @@ MAN_SRC  := $(wildcard docs/man/*.[1-8])
 man: $(MAN_SRC)
 
 # ---- tests ----
-check: deps all $(TESTS)
+# check, demo and bench install missing packages first, then build in a
+# fresh make: pkg-config above is evaluated when make starts, before deps.
+check: deps
+	@$(MAKE) --no-print-directory all $(TESTS)
 	@$(MAKE) --no-print-directory check-unit
 	@$(MAKE) --no-print-directory check-fuzz
 	@if [ -d "$(CORPUS)" ]; then $(MAKE) --no-print-directory check-corpus; \
@@ -166,10 +169,12 @@ fuzz:
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 all
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@tests/demo.sh $(BUILD)
 
-bench: deps all
+bench: deps
+	@$(MAKE) --no-print-directory all
 	@bench/run.sh $(BUILD)
 
 # Benchmark helpers (bench/*.c), built on demand by the bench/*.sh scripts.
