@@ -164,7 +164,7 @@ fuzz:
 	        -fsanitize=fuzzer,address,undefined -o build-fuzz/fuzz/$$n $$f \
 	        build-fuzz/libvmingestd.a build-fuzz/libvmingest-client.a build-fuzz/libvmingest.a $(LDLIBS) || exit 1; \
 	done
-	@echo "run: build-fuzz/fuzz/fuzz_NAME tests/fuzz/corpus/NAME"
+	@echo "run: build-fuzz/fuzz/fuzz_NAME tests/fuzz/seeds/NAME"
 
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 all

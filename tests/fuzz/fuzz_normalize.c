@@ -8,7 +8,7 @@
  * Crashes, hangs, sanitizer reports and leaks are the findings; the
  * harness asserts only that a record always round-trips.
  *
- * Seeds: tests/fuzz/corpus/normalize/ (small messages and fragments).
+ * Seeds: tests/fuzz/seeds/normalize/ (small messages and fragments).
  * SECURITY: the input is arbitrary bytes by construction.
  */
 #include <stdint.h>

@@ -1,5 +1,5 @@
 #!/bin/sh
-# replay.sh BUILDDIR - replay every harness's seed corpus (tests/fuzz/corpus/NAME)
+# replay.sh BUILDDIR - replay every harness's seed corpus (tests/fuzz/seeds/NAME)
 # through BUILDDIR/fuzz_NAME (ASan+UBSan); any crash or leak fails.
 dir=$1
 rc=0
@@ -7,7 +7,7 @@ n=0
 for b in "$dir"/fuzz_*; do
 	[ -x "$b" ] || continue
 	name=$(basename "$b" | sed 's/^fuzz_//')
-	seeds=tests/fuzz/corpus/$name
+	seeds=tests/fuzz/seeds/$name
 	if [ ! -d "$seeds" ]; then
 		echo "fuzz $name: no seed corpus in $seeds"; rc=1; continue
 	fi
