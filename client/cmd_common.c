@@ -68,3 +68,26 @@ cli_print_json(json_t *j)
 	}
 	json_decref(j);
 }
+
+int
+cli_read_keyfile(const char *prog, const char *path, char key[41])
+{
+	char	 buf[128];
+	size_t	 n;
+	FILE	*fp;
+
+	if ((fp = fopen(path, "re")) == NULL) {
+		fprintf(stderr, "vmingest %s: %s: %s\n", prog, path, strerror(errno));
+		return -1;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	if (strcspn(buf, "\r\n \t") != 40) {
+		fprintf(stderr, "vmingest %s: %s: not a Z85 key file\n", prog, path);
+		return -1;
+	}
+	memcpy(key, buf, 40);
+	key[40] = '\0';
+	return 0;
+}

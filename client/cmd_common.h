@@ -6,6 +6,8 @@
  *   cli_load_config  load -c FILE (or the default); prints the error, NULL
  *   cli_parse_u64    strict decimal parse; 0 ok, -1 bad
  *   cli_print_json   print a json_t as one line and free it
+ *   cli_read_keyfile read a Z85 key file (vmingest keygen: 40 characters on
+ *                    the first line) into key; prints the error, returns -1
  */
 #ifndef VMI_CMD_COMMON_H
 #define VMI_CMD_COMMON_H
@@ -22,5 +24,6 @@ int	cli_open_store(const char *prog, const char *store_dir, const char *cfpath,
 struct config *cli_load_config(const char *prog, const char *cfpath);
 int	cli_parse_u64(const char *s, uint64_t *out);
 void	cli_print_json(json_t *);
+int	cli_read_keyfile(const char *prog, const char *path, char key[41]);
 
 #endif

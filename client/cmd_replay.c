@@ -818,29 +818,6 @@ out:
 #define REMOTE_CREDIT		1000
 
 static int
-read_keyfile(const char *path, char key[41])
-{
-	char	 buf[128];
-	size_t	 n;
-	FILE	*fp;
-
-	if ((fp = fopen(path, "re")) == NULL) {
-		fprintf(stderr, "vmingest replay: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	n = fread(buf, 1, sizeof(buf) - 1, fp);
-	fclose(fp);
-	buf[n] = '\0';
-	if (strcspn(buf, "\r\n \t") != 40) {
-		fprintf(stderr, "vmingest replay: %s: not a Z85 key file\n", path);
-		return -1;
-	}
-	memcpy(key, buf, 40);
-	key[40] = '\0';
-	return 0;
-}
-
-static int
 send_request(void *d, const Vmingest__ReplayRequest *q)
 {
 	uint8_t	*buf;
@@ -872,8 +849,8 @@ replay_remote(const struct ropts *o)
 	uint64_t epoch = 0, rid, last = 0;
 	int	 zero = 0, status = 2, have_out = 0, waited = 0;
 
-	if (o->server_key != NULL && (read_keyfile(o->server_key, skey) == -1 ||
-	    read_keyfile(o->key, sec) == -1))
+	if (o->server_key != NULL && (cli_read_keyfile("replay", o->server_key, skey) == -1 ||
+	    cli_read_keyfile("replay", o->key, sec) == -1))
 		return 2;
 	if (o->server_key != NULL && zmq_curve_public(pub, sec) != 0) {
 		fprintf(stderr, "vmingest replay: %s: not a CURVE secret key\n", o->key);

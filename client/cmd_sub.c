@@ -118,30 +118,6 @@ connect_addr(const char *ep)
 	return strdup(ep);
 }
 
-static int
-read_keyfile(const char *path, char key[41])
-{
-	char	 buf[128];
-	size_t	 n;
-	FILE	*fp;
-
-	if ((fp = fopen(path, "re")) == NULL) {
-		fprintf(stderr, "vmingest sub: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	n = fread(buf, 1, sizeof(buf) - 1, fp);
-	fclose(fp);
-	buf[n] = '\0';
-	n = strcspn(buf, "\r\n \t");
-	if (n != 40) {
-		fprintf(stderr, "vmingest sub: %s: not a Z85 key file\n", path);
-		return -1;
-	}
-	memcpy(key, buf, 40);
-	key[40] = '\0';
-	return 0;
-}
-
 /* Fetch the raw message of one seq from the replay service (with_raw). */
 static int
 fetch_raw(const struct vmi_sub_opts *so, uint64_t seq, const char *dir)
@@ -351,7 +327,7 @@ cmd_sub(int argc, char **argv)
 		if (skeyf == NULL && keyf != NULL && cf->publish.curve_secret_key_file) {
 			char	 sec[41];
 
-			if (read_keyfile(cf->publish.curve_secret_key_file, sec) != 0 ||
+			if (cli_read_keyfile("sub", cf->publish.curve_secret_key_file, sec) != 0 ||
 			    zmq_curve_public(skey, sec) != 0) {
 				fprintf(stderr, "vmingest sub: give --server-key\n");
 				config_free(cf);
@@ -370,14 +346,14 @@ cmd_sub(int argc, char **argv)
 	so.endpoint = ep_c;
 	so.replay_endpoint = rep_c;
 	if (skeyf != NULL) {
-		if (read_keyfile(skeyf, skey) != 0) {
+		if (cli_read_keyfile("sub", skeyf, skey) != 0) {
 			status = 2;
 			goto out;
 		}
 		so.server_key = skey;
 	}
 	if (keyf != NULL) {
-		if (read_keyfile(keyf, ckey) != 0 || zmq_curve_public(pkey, ckey) != 0) {
+		if (cli_read_keyfile("sub", keyf, ckey) != 0 || zmq_curve_public(pkey, ckey) != 0) {
 			fprintf(stderr, "vmingest sub: %s: not a secret key\n", keyf);
 			status = 2;
 			goto out;
