@@ -440,7 +440,7 @@ metrics_render(struct mbuf *b, const struct stats *s,
 	    s->reload_failures);
 
 	histogram(b, "vmingest_ingest_latency_seconds",
-	    "Time from the file's rename into new/ (its ctime) to the durable commit.",
+	    "Time from the file's ctime (its rename into new/, coarse clock) to the durable commit.",
 	    &s->ingest_latency);
 	histogram(b, "vmingest_commit_seconds",
 	    "Duration of one batch commit (write transaction with fsync).",
