@@ -573,12 +573,20 @@ int
 store_add(struct store_txn *t, Vmingest__Record *rec, const void *raw,
     size_t len, size_t record_limit)
 {
+	return store_add_packed(t, rec, raw, len, record_limit, NULL, NULL);
+}
+
+int
+store_add_packed(struct store_txn *t, Vmingest__Record *rec, const void *raw,
+    size_t len, size_t record_limit, uint8_t **packed_out, size_t *plen_out)
+{
 	struct store *st = t->st;
 	uint8_t	*packed = NULL;
 	uint8_t	 tk[8 + 8], topkey[300];
 	size_t	 plen, seqk, i, tl;
 	char	 nbuf[600];
 	MDB_val	 k, v;
+	const char *what;
 	int	 rc;
 
 	rec->seq = t->next_seq;
@@ -603,14 +611,16 @@ store_add(struct store_txn *t, Vmingest__Record *rec, const void *raw,
 	k.mv_data = &seqk;
 	v.mv_size = plen;
 	v.mv_data = packed;
-	rc = mdb_put(t->txn, st->records, &k, &v, MDB_APPEND);
-	free(packed);
-	if (rc != 0)
-		return maperr(rc, "put record");
+	if ((rc = mdb_put(t->txn, st->records, &k, &v, MDB_APPEND)) != 0) {
+		what = "put record";
+		goto fail;
+	}
 	v.mv_size = len;
 	v.mv_data = (void *)(uintptr_t)raw;
-	if ((rc = mdb_put(t->txn, st->raw, &k, &v, MDB_APPEND)) != 0)
-		return maperr(rc, "put raw");
+	if ((rc = mdb_put(t->txn, st->raw, &k, &v, MDB_APPEND)) != 0) {
+		what = "put raw";
+		goto fail;
+	}
 
 	v.mv_size = sizeof(rec->seq);
 	v.mv_data = &rec->seq;
@@ -618,14 +628,18 @@ store_add(struct store_txn *t, Vmingest__Record *rec, const void *raw,
 		k.mv_size = 32;
 		k.mv_data = rec->sha256.data;
 		rc = mdb_put(t->txn, st->by_sha, &k, &v, MDB_NOOVERWRITE);
-		if (rc != 0 && rc != MDB_KEYEXIST)
-			return maperr(rc, "put by_sha256");
+		if (rc != 0 && rc != MDB_KEYEXIST) {
+			what = "put by_sha256";
+			goto fail;
+		}
 	}
 	if (rec->queue != NULL && rec->maildir_name != NULL &&
 	    rec->maildir_name[0] != '\0' &&
 	    name_key(nbuf, sizeof(nbuf), rec->queue, rec->maildir_name, &k) == 0) {
-		if ((rc = mdb_put(t->txn, st->by_name, &k, &v, 0)) != 0)
-			return maperr(rc, "put by_name");
+		if ((rc = mdb_put(t->txn, st->by_name, &k, &v, 0)) != 0) {
+			what = "put by_name";
+			goto fail;
+		}
 	}
 	for (i = 0; i < rec->n_topics; i++) {
 		tl = strlen(rec->topics[i]->topic);
@@ -636,8 +650,10 @@ store_add(struct store_txn *t, Vmingest__Record *rec, const void *raw,
 		be64(topkey + tl + 1, rec->topics[i]->topic_seq);
 		k.mv_size = tl + 9;
 		k.mv_data = topkey;
-		if ((rc = mdb_put(t->txn, st->by_topic, &k, &v, 0)) != 0)
-			return maperr(rc, "put by_topic");
+		if ((rc = mdb_put(t->txn, st->by_topic, &k, &v, 0)) != 0) {
+			what = "put by_topic";
+			goto fail;
+		}
 	}
 	be64(tk, (uint64_t)rec->received_at_us);
 	be64(tk + 8, rec->seq);
@@ -645,11 +661,21 @@ store_add(struct store_txn *t, Vmingest__Record *rec, const void *raw,
 	k.mv_data = tk;
 	v.mv_size = 0;
 	v.mv_data = (void *)"";
-	if ((rc = mdb_put(t->txn, st->by_time, &k, &v, 0)) != 0)
-		return maperr(rc, "put by_time");
+	if ((rc = mdb_put(t->txn, st->by_time, &k, &v, 0)) != 0) {
+		what = "put by_time";
+		goto fail;
+	}
 
 	t->next_seq++;
+	if (packed_out != NULL) {
+		*packed_out = packed;
+		*plen_out = plen;
+	} else
+		free(packed);
 	return 0;
+fail:
+	free(packed);
+	return maperr(rc, what);
 }
 
 int

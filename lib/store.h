@@ -88,6 +88,14 @@ int	 store_find_sha(struct store_txn *, const uint8_t sha[32], uint64_t *seq);
  */
 int	 store_add(struct store_txn *, Vmingest__Record *rec, const void *raw,
 	    size_t len, size_t record_limit);
+/*
+ * store_add that also gives back the packed record it stored (malloc'd,
+ * the caller frees it): the publisher sends these bytes as they are.
+ * *packed is set only when 0 is returned.
+ */
+int	 store_add_packed(struct store_txn *, Vmingest__Record *rec,
+	    const void *raw, size_t len, size_t record_limit, uint8_t **packed,
+	    size_t *plen);
 /* Rewrite the stored record seq (same seq); used by reprocess/retention. */
 int	 store_put_record(struct store_txn *, const Vmingest__Record *rec);
 int	 store_wcommit(struct store_txn *);
