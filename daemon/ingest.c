@@ -2,23 +2,28 @@
  * ingest.c - drain Maildir queues into the durable log, exactly once.
  *
  * Threads: this file's loop runs on the main thread and owns every queue
- * fd, the inotify fd, the in-flight set and the LMDB write transaction.
- * Worker threads (daemon.workers, default one per CPU) take jobs - "read
- * queue Q file NAME and run the pipeline" - and hand back results through
- * a mutex-protected list and an eventfd.  Nothing else is shared.
+ * fd, the inotify fd, the in-flight set, the batches and the publisher's
+ * input.  Worker threads (daemon.workers, default one per CPU) take jobs -
+ * "read queue Q file NAME and run the pipeline" - and hand back results
+ * through a mutex-protected list and an eventfd.  One committer thread
+ * owns the batch write transaction: the loop hands it one batch at a
+ * time and gets it back, committed or refused, through a second eventfd;
+ * while it waits in fsync the loop goes on taking files and finishing
+ * the batch before (unlink, log, publish).  The jobs of a batch in the
+ * committer's hands are touched by no other thread until it returns.
  *
  * The exactly-once protocol, per file:
  *   1. a worker reads the file (O_NOFOLLOW, regular files only) and builds
  *      the record (normalize, IMS, rules, topics);
- *   2. the loop adds the record and the raw bytes to a batch; before that
- *      it asks the store whether queue/NAME was committed already (a crash
- *      after commit, before unlink): if so, with the same sha256, no new
- *      record is made; identical bytes under another name become a
- *      DUPLICATE record pointing at the first;
- *   3. the batch commits with fsync (store_wcommit);
- *   4. only then the file is unlinked (or renamed to cur/NAME:2,S with
- *      keep = cur) and new/ is fsynced;
- *   5. the records go to the publisher.
+ *   2. the loop adds the record and the raw bytes to a batch and hands
+ *      it to the committer, which first asks the store whether queue/NAME
+ *      was committed already (a crash after commit, before unlink): if so,
+ *      with the same sha256, no new record is made; identical bytes under
+ *      another name become a DUPLICATE record pointing at the first;
+ *   3. the batch commits with fsync (store_wcommit), on the committer;
+ *   4. back on the loop, the records go to the publisher;
+ *   5. only then the file is unlinked (or renamed to cur/NAME:2,S with
+ *      keep = cur) and new/ is fsynced.
  * Dying between any two steps leaves either no record and the file in
  * new/ (redone from 1) or a record and the file (step 2 recognises it).
  *
@@ -97,6 +102,9 @@ struct job {
 	void		(*done_fn)(void *, uint64_t);	/* JOB_INJECT: told the new seq */
 	void		*done_arg;
 	uint64_t	 seq_done;
+	int64_t		 t_queued;	/* when it joined the batch list */
+	uint8_t		*packed;	/* the record as stored, for the publisher */
+	size_t		 plen;
 };
 
 #define JOB_FILE	0
@@ -152,6 +160,19 @@ struct ingest {
 	unsigned	 batch_limit;
 	int		 paused;
 	int64_t		 retry_at_us;
+
+	/* committer thread: at most one batch in its hands */
+	pthread_t	 cthr;
+	int		 cstarted;
+	pthread_mutex_t	 cmu;
+	pthread_cond_t	 ccv;
+	int		 cevfd;		/* committer -> loop: batch done */
+	struct job	*chead;		/* the batch; NULL: none handed over */
+	unsigned	 cn;
+	size_t		 crecord_bytes;	/* [limits] record_bytes when handed over */
+	int		 cdone, cstop, crc;
+	int64_t		 ct0, ct1;
+	int		 cbusy;		/* loop's view: a batch is out */
 
 	/* hooks run on the main loop thread (control socket, retention) */
 	struct {
@@ -392,6 +413,7 @@ job_free(struct job *j)
 {
 	rules_unref(j->rules);
 	record_free(j->rec);
+	free(j->packed);
 	free(j->raw);
 	free(j->name);
 	free(j);
@@ -627,9 +649,10 @@ take_results(struct ingest *ing)
 		next = j->next;
 		if (j->kind != JOB_INJECT)
 			ing->working--;
+		j->t_queued = util_now_us();
 		job_append(&ing->bhead, &ing->btail, j);
 		if (ing->bn++ == 0)
-			ing->boldest_us = util_now_us();
+			ing->boldest_us = j->t_queued;
 	}
 }
 
@@ -683,11 +706,12 @@ shrink_record(struct job *j)
 }
 
 /*
- * Steps 2-3 of the protocol for the first `n` jobs of the batch.
- * Returns 0, or the store error (the transaction is then aborted).
+ * Steps 2-3 of the protocol for the `n` jobs of `first` (committer thread:
+ * it touches the jobs and the store only).  Returns 0, or the store error
+ * (the transaction is then aborted).
  */
 static int
-commit_jobs(struct ingest *ing, struct job *first, unsigned n)
+commit_jobs(struct store *st, struct job *first, unsigned n, size_t record_bytes)
 {
 	struct store_txn *t;
 	struct job *j;
@@ -696,23 +720,26 @@ commit_jobs(struct ingest *ing, struct job *first, unsigned n)
 	unsigned i;
 	int	 rc;
 
-	if ((rc = store_wbegin(ing->st, &t)) != 0)
+	if ((rc = store_wbegin(st, &t)) != 0)
 		return rc;
 	for (i = 0, j = first; i < n; i++, j = j->next) {
 		/* index lookups fault pages in: give them back as we go */
 		if (i % 16 == 15)
-			store_trim_resident(ing->st);
+			store_trim_resident(st);
 		j->already = 0;
+		free(j->packed);	/* from a batch that was refused */
+		j->packed = NULL;
 		if (j->kind == JOB_SKIP)
 			continue;
 		if (j->kind == JOB_INJECT) {
 			/* same bytes as the record it re-runs, by design */
-			rc = store_add(t, j->rec, j->raw ? j->raw :
-			    (const uint8_t *)"", j->len, ing->cf->limits.record_bytes);
+			rc = store_add_packed(t, j->rec, j->raw ? j->raw :
+			    (const uint8_t *)"", j->len, record_bytes, &j->packed,
+			    &j->plen);
 			if (rc == STORE_E_TOOBIG) {
 				shrink_record(j);
-				rc = store_add(t, j->rec, j->raw ? j->raw :
-				    (const uint8_t *)"", j->len, 0);
+				rc = store_add_packed(t, j->rec, j->raw ? j->raw :
+				    (const uint8_t *)"", j->len, 0, &j->packed, &j->plen);
 			}
 			if (rc != 0)
 				goto fail;
@@ -740,12 +767,12 @@ commit_jobs(struct ingest *ing, struct job *first, unsigned n)
 			rec_set_str(&j->rec->reason, why);
 			drop_topics(j->rec);
 		}
-		rc = store_add(t, j->rec, j->raw ? j->raw : (const uint8_t *)"",
-		    j->len, ing->cf->limits.record_bytes);
+		rc = store_add_packed(t, j->rec, j->raw ? j->raw :
+		    (const uint8_t *)"", j->len, record_bytes, &j->packed, &j->plen);
 		if (rc == STORE_E_TOOBIG) {
 			shrink_record(j);
-			rc = store_add(t, j->rec, j->raw ? j->raw :
-			    (const uint8_t *)"", j->len, 0);
+			rc = store_add_packed(t, j->rec, j->raw ? j->raw :
+			    (const uint8_t *)"", j->len, 0, &j->packed, &j->plen);
 		}
 		if (rc != 0)
 			goto fail;
@@ -756,61 +783,28 @@ fail:
 	return rc;
 }
 
-/* Steps 4-5: remove the files, fsync new/, publish, count. */
+/*
+ * Steps 4-5 for a committed batch.  The records go to the publisher
+ * first (they are durable: nothing waits on the files for that), with one
+ * wake-up of its thread for the whole batch; then the files are removed
+ * and new/ is fsynced.  Dying before the removal leaves files that step 2
+ * recognises at the next start.
+ */
 static void
-finish_jobs(struct ingest *ing, unsigned n, int64_t t_commit)
+finish_jobs(struct ingest *ing, struct job *list, int64_t t_commit)
 {
 	struct job *j;
 	char	 esc[300], mid[200], dst[300], why[300];
-	unsigned i;
 	size_t	 qi;
 
-	for (i = 0; i < n; i++) {
-		j = ing->bhead;
-		ing->bhead = j->next;
-		if (ing->bhead == NULL)
-			ing->btail = NULL;
-		ing->bn--;
+	/* log, count, publish */
+	for (j = list; j != NULL; j = j->next) {
 		struct queue *q = &ing->q[j->q];
 
-		log_escape(esc, sizeof(esc), j->name, strlen(j->name));
-		if (j->kind == JOB_SKIP) {
-			if (j->err != ENOENT) {
-				char *key = inflight_key(j->q, j->name);
-
-				errno = j->err;
-				log_warn("queue %s: %s: left in new/ until the "
-				    "next rescan", q->name, esc);
-				g_hash_table_replace(ing->ignored, key, key);
-			}
-			job_done(ing, j);
-			job_free(j);
+		if (j->kind == JOB_SKIP || j->already)
 			continue;
-		}
-		/* step 4 */
-		if (j->kind == JOB_INJECT) {
-			/* no file: the record re-ran stored bytes */
-		} else if (q->keep == CONFIG_KEEP_CUR && j->kind == JOB_FILE) {
-			if (maildir_cur_name(j->name, dst, sizeof(dst)) == -1)
-				log_warnx("queue %s: %s: name too long for cur/; "
-				    "left in new/", q->name, esc);
-			else if (renameat(q->newfd, j->name, q->curfd, dst) == -1 &&
-			    errno != ENOENT)
-				log_warn("queue %s: rename %s to cur/", q->name, esc);
-		} else if (unlinkat(q->newfd, j->name, 0) == -1 && errno != ENOENT)
-			log_warn("queue %s: unlink %s", q->name, esc);
-		if (j->kind != JOB_INJECT)
-			q->touched = 1;
 		j->seq_done = j->rec->seq;
-
-		if (j->already) {
-			log_info("seq=%llu queue=%s name=%s action=removed "
-			    "reason=already-stored", (unsigned long long)j->rec->seq,
-			    q->name, esc);
-			job_done(ing, j);
-			job_free(j);
-			continue;
-		}
+		log_escape(esc, sizeof(esc), j->name, strlen(j->name));
 		log_escape(mid, sizeof(mid), j->rec->message_id,
 		    strlen(j->rec->message_id));
 		/* a rule can build the reason from message bytes (variables) */
@@ -836,11 +830,54 @@ finish_jobs(struct ingest *ing, unsigned n, int64_t t_commit)
 			    (double)(t_commit - j->ctime_us) / 1e6);
 		pthread_mutex_unlock(&g_stats.mu);
 
-		/* step 5: the publisher takes the record */
+		/* step 4: the publisher takes the record and its packed bytes */
 		if (j->rec->disposition == VMINGEST__DISPOSITION__PUBLISHED &&
 		    j->rec->n_topics > 0) {
-			publisher_submit(ing->pub, j->rec);
+			publisher_submit(ing->pub, j->rec, j->packed, j->plen);
 			j->rec = NULL;
+			j->packed = NULL;
+		}
+	}
+	publisher_flush(ing->pub);
+
+	/* step 5: remove the files */
+	while ((j = list) != NULL) {
+		list = j->next;
+		j->next = NULL;
+		struct queue *q = &ing->q[j->q];
+
+		log_escape(esc, sizeof(esc), j->name, strlen(j->name));
+		if (j->kind == JOB_SKIP) {
+			if (j->err != ENOENT) {
+				char *key = inflight_key(j->q, j->name);
+
+				errno = j->err;
+				log_warn("queue %s: %s: left in new/ until the "
+				    "next rescan", q->name, esc);
+				g_hash_table_replace(ing->ignored, key, key);
+			}
+			job_done(ing, j);
+			job_free(j);
+			continue;
+		}
+		if (j->kind == JOB_INJECT) {
+			/* no file: the record re-ran stored bytes */
+		} else if (q->keep == CONFIG_KEEP_CUR && j->kind == JOB_FILE) {
+			if (maildir_cur_name(j->name, dst, sizeof(dst)) == -1)
+				log_warnx("queue %s: %s: name too long for cur/; "
+				    "left in new/", q->name, esc);
+			else if (renameat(q->newfd, j->name, q->curfd, dst) == -1 &&
+			    errno != ENOENT)
+				log_warn("queue %s: rename %s to cur/", q->name, esc);
+		} else if (unlinkat(q->newfd, j->name, 0) == -1 && errno != ENOENT)
+			log_warn("queue %s: unlink %s", q->name, esc);
+		if (j->kind != JOB_INJECT)
+			q->touched = 1;
+		if (j->already) {
+			j->seq_done = j->rec->seq;
+			log_info("seq=%llu queue=%s name=%s action=removed "
+			    "reason=already-stored", (unsigned long long)j->rec->seq,
+			    q->name, esc);
 		}
 		job_done(ing, j);
 		job_free(j);
@@ -866,53 +903,187 @@ set_store_state(int writable, const char *why)
 	pthread_mutex_unlock(&g_stats.mu);
 }
 
-static void
-commit_batch(struct ingest *ing)
+/*
+ * The committer: one batch at a time, steps 2-3 (store lookups, adds,
+ * the durable commit), then the map trim.  It touches the jobs of the
+ * batch and the store, nothing of the loop's.
+ */
+static void *
+committer_main(void *arg)
 {
+	struct ingest *ing = arg;
+	struct job *list;
+	sigset_t all;
+	uint64_t one = 1;
+	int64_t	 t0, t1;
+	size_t	 rb;
+	unsigned n;
+	int	 rc;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_mutex_lock(&ing->cmu);
+	for (;;) {
+		while ((ing->chead == NULL || ing->cdone) && !ing->cstop)
+			pthread_cond_wait(&ing->ccv, &ing->cmu);
+		if (ing->chead == NULL || ing->cdone)
+			break;
+		list = ing->chead;
+		n = ing->cn;
+		rb = ing->crecord_bytes;
+		pthread_mutex_unlock(&ing->cmu);
+
+		t0 = util_now_us();
+		rc = commit_jobs(ing->st, list, n, rb);
+		t1 = util_now_us();
+		if (rc == 0)
+			/* keep the resident set flat as the store grows (store.h) */
+			store_trim_resident(ing->st);
+
+		pthread_mutex_lock(&ing->cmu);
+		ing->crc = rc;
+		ing->ct0 = t0;
+		ing->ct1 = t1;
+		ing->cdone = 1;
+		pthread_cond_broadcast(&ing->ccv);
+		if (write(ing->cevfd, &one, sizeof(one)) != sizeof(one))
+			log_warn("committer: eventfd write");
+	}
+	pthread_mutex_unlock(&ing->cmu);
+	return NULL;
+}
+
+/* Hand the first batch_limit jobs of the batch list to the committer. */
+static void
+commit_start(struct ingest *ing)
+{
+	struct job *list, *last;
+	unsigned n, i;
+
+	n = ing->bn < ing->batch_limit ? ing->bn : ing->batch_limit;
+	list = last = ing->bhead;
+	for (i = 1; i < n; i++)
+		last = last->next;
+	ing->bhead = last->next;
+	last->next = NULL;
+	if (ing->bhead == NULL)
+		ing->btail = NULL;
+	ing->bn -= n;
+	if (ing->bhead != NULL)
+		ing->boldest_us = ing->bhead->t_queued;
+
+	pthread_mutex_lock(&ing->cmu);
+	ing->chead = list;
+	ing->cn = n;
+	ing->crecord_bytes = ing->cf->limits.record_bytes;
+	ing->cdone = 0;
+	pthread_cond_broadcast(&ing->ccv);
+	pthread_mutex_unlock(&ing->cmu);
+	ing->cbusy = 1;
+}
+
+/* The committer is done with its batch (wait for it with `wait`). */
+static void
+commit_end(struct ingest *ing, int wait)
+{
+	struct job *list, *last;
+	uint64_t v;
 	int64_t	 t0, t1;
 	unsigned n;
 	int	 rc;
 
+	pthread_mutex_lock(&ing->cmu);
+	while (wait && !ing->cdone)
+		pthread_cond_wait(&ing->ccv, &ing->cmu);
+	if (!ing->cdone) {
+		pthread_mutex_unlock(&ing->cmu);
+		return;
+	}
+	list = ing->chead;
+	n = ing->cn;
+	rc = ing->crc;
+	t0 = ing->ct0;
+	t1 = ing->ct1;
+	ing->chead = NULL;
+	ing->cn = 0;
+	ing->cdone = 0;
+	pthread_mutex_unlock(&ing->cmu);
+	if (read(ing->cevfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("eventfd read");
+	ing->cbusy = 0;
+
+	if (rc != 0) {
+		/* nothing of it was stored: back to the front, in order */
+		for (last = list; last->next != NULL; last = last->next)
+			;
+		last->next = ing->bhead;
+		if (ing->bhead == NULL)
+			ing->btail = last;
+		ing->bhead = list;
+		ing->bn += n;
+		ing->boldest_us = list->t_queued;
+	}
+	if (rc == STORE_E_FULL || rc == STORE_E_NOSPC) {
+		if (n > 1) {
+			/* store what still fits, one at a time */
+			ing->batch_limit = 1;
+			return;
+		}
+		if (!ing->paused)
+			log_warnx("ingestion paused: %s; %u file(s) wait in "
+			    "new/, retrying every %d ms", store_strerror(rc),
+			    ing->n_inflight, RETRY_FULL_MS);
+		ing->paused = 1;
+		ing->retry_at_us = t1 + RETRY_FULL_MS * 1000;
+		set_store_state(0, store_strerror(rc));
+		return;
+	}
+	if (rc != 0) {
+		log_warnx("commit failed: %s; retrying", store_strerror(rc));
+		ing->paused = 1;
+		ing->retry_at_us = t1 + RETRY_FULL_MS * 1000;
+		set_store_state(0, store_strerror(rc));
+		return;
+	}
+	if (ing->paused) {
+		log_notice("ingestion resumed: the store has room again");
+		ing->paused = 0;
+	}
+	set_store_state(1, NULL);
+	pthread_mutex_lock(&g_stats.mu);
+	stats_hist_add(&g_stats.commit_seconds, (double)(t1 - t0) / 1e6);
+	pthread_mutex_unlock(&g_stats.mu);
+	finish_jobs(ing, list, t1);
+	if (ing->batch_limit == 1 && ing->bn == 0)
+		ing->batch_limit = ing->cf->store.batch_max;
+}
+
+/* Whether the loop should hand a batch over now. */
+static int
+commit_due(struct ingest *ing, int64_t now)
+{
+	if (ing->cbusy || ing->bn == 0)
+		return 0;
+	if (ing->paused && now < ing->retry_at_us)
+		return 0;
+	return ing->bn >= ing->batch_limit || ing->working == 0 ||
+	    now >= ing->boldest_us + (int64_t)ing->cf->store.batch_delay_ms * 1000;
+}
+
+/*
+ * At the stop: commit everything taken, a batch at a time, waiting for
+ * each.  A full store stops it (after one more try, as the loop would).
+ */
+static void
+commit_all(struct ingest *ing)
+{
+	if (ing->cbusy)
+		commit_end(ing, 1);
 	while (ing->bn > 0) {
-		n = ing->bn < ing->batch_limit ? ing->bn : ing->batch_limit;
-		t0 = util_now_us();
-		rc = commit_jobs(ing, ing->bhead, n);
-		t1 = util_now_us();
-		if (rc == STORE_E_FULL || rc == STORE_E_NOSPC) {
-			if (n > 1) {
-				/* store what still fits, one at a time */
-				ing->batch_limit = 1;
-				continue;
-			}
-			if (!ing->paused)
-				log_warnx("ingestion paused: %s; %u file(s) wait in "
-				    "new/, retrying every %d ms", store_strerror(rc),
-				    ing->n_inflight, RETRY_FULL_MS);
-			ing->paused = 1;
-			ing->retry_at_us = t1 + RETRY_FULL_MS * 1000;
-			set_store_state(0, store_strerror(rc));
-			return;
-		}
-		if (rc != 0) {
-			log_warnx("commit failed: %s; retrying", store_strerror(rc));
-			ing->paused = 1;
-			ing->retry_at_us = t1 + RETRY_FULL_MS * 1000;
-			set_store_state(0, store_strerror(rc));
-			return;
-		}
-		if (ing->paused) {
-			log_notice("ingestion resumed: the store has room again");
-			ing->paused = 0;
-		}
-		set_store_state(1, NULL);
-		/* keep the resident set flat as the store grows (store.h) */
-		store_trim_resident(ing->st);
-		pthread_mutex_lock(&g_stats.mu);
-		stats_hist_add(&g_stats.commit_seconds, (double)(t1 - t0) / 1e6);
-		pthread_mutex_unlock(&g_stats.mu);
-		finish_jobs(ing, n, t1);
-		if (ing->batch_limit == 1 && ing->bn == 0)
-			ing->batch_limit = ing->cf->store.batch_max;
+		commit_start(ing);
+		commit_end(ing, 1);
+		if (ing->paused)
+			break;
 	}
 	ing->batch_limit = ing->cf->store.batch_max;
 }
@@ -1243,6 +1414,9 @@ ingest_new(struct config *cf, struct store *st, struct publisher *pub,
 	pthread_mutex_init(&ing->wmu, NULL);
 	pthread_cond_init(&ing->wcv, NULL);
 	pthread_mutex_init(&ing->rmu, NULL);
+	pthread_mutex_init(&ing->cmu, NULL);
+	pthread_cond_init(&ing->ccv, NULL);
+	ing->cevfd = -1;
 
 	for (qi = 0; qi < ing->nq; qi++) {
 		struct queue *q = &ing->q[qi];
@@ -1262,7 +1436,8 @@ ingest_new(struct config *cf, struct store *st, struct publisher *pub,
 
 	if ((ing->infd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
 		log_fatal("inotify_init1");
-	if ((ing->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+	if ((ing->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
+	    (ing->cevfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
 		log_fatal("eventfd");
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -1278,6 +1453,8 @@ ingest_new(struct config *cf, struct store *st, struct publisher *pub,
 	epoll_ctl(ing->epfd, EPOLL_CTL_ADD, ing->infd, &ev);
 	ev.data.fd = ing->evfd;
 	epoll_ctl(ing->epfd, EPOLL_CTL_ADD, ing->evfd, &ev);
+	ev.data.fd = ing->cevfd;
+	epoll_ctl(ing->epfd, EPOLL_CTL_ADD, ing->cevfd, &ev);
 	ev.data.fd = ing->sigfd;
 	epoll_ctl(ing->epfd, EPOLL_CTL_ADD, ing->sigfd, &ev);
 
@@ -1294,6 +1471,9 @@ ingest_new(struct config *cf, struct store *st, struct publisher *pub,
 	for (i = 0; i < ing->nworkers; i++)
 		if (pthread_create(&ing->workers[i], NULL, worker_main, ing) != 0)
 			log_fatal("pthread_create");
+	if (pthread_create(&ing->cthr, NULL, committer_main, ing) != 0)
+		log_fatal("pthread_create");
+	ing->cstarted = 1;
 	return ing;
 }
 
@@ -1367,13 +1547,13 @@ loop_timeout_ms(struct ingest *ing, int64_t now)
 {
 	int64_t	 until = ing->next_stats_us;
 
-	if (ing->bn > 0 && !ing->paused) {
+	if (ing->bn > 0 && !ing->paused && !ing->cbusy) {
 		int64_t due = ing->boldest_us +
 		    (int64_t)ing->cf->store.batch_delay_ms * 1000;
 		if (due < until)
 			until = due;
 	}
-	if (ing->paused && ing->retry_at_us < until)
+	if (ing->paused && !ing->cbusy && ing->retry_at_us < until)
 		until = ing->retry_at_us;
 	if (ing->next_rescan_us < until)
 		until = ing->next_rescan_us;
@@ -1440,6 +1620,8 @@ ingest_run(struct ingest *ing)
 
 			if (fd == ing->evfd)
 				take_results(ing);
+			else if (fd == ing->cevfd)
+				commit_end(ing, 0);
 			else if (fd != ing->infd && fd != ing->sigfd) {
 				size_t k;
 
@@ -1464,10 +1646,8 @@ ingest_run(struct ingest *ing)
 			}
 		}
 		now = util_now_us();
-		if (ing->bn > 0 && (!ing->paused || now >= ing->retry_at_us) &&
-		    (ing->bn >= ing->batch_limit || ing->working == 0 ||
-		    now >= ing->boldest_us + (int64_t)ing->cf->store.batch_delay_ms * 1000))
-			commit_batch(ing);
+		if (commit_due(ing, now))
+			commit_start(ing);
 		if (now >= ing->next_rescan_us) {
 			size_t qi;
 
@@ -1491,8 +1671,7 @@ ingest_run(struct ingest *ing)
 	}
 
 	shutdown_workers(ing);
-	if (ing->bn > 0)
-		commit_batch(ing);
+	commit_all(ing);
 	if (ing->bn > 0)
 		log_warnx("exiting with %u file(s) uncommitted in new/ (store "
 		    "full); they are picked up at the next start", ing->bn);
@@ -1510,6 +1689,16 @@ ingest_free(struct ingest *ing)
 		return;
 	if (ing->nworkers > 0)
 		shutdown_workers(ing);
+	if (ing->cstarted) {
+		if (ing->cbusy)
+			commit_end(ing, 1);
+		pthread_mutex_lock(&ing->cmu);
+		ing->cstop = 1;
+		pthread_cond_broadcast(&ing->ccv);
+		pthread_mutex_unlock(&ing->cmu);
+		pthread_join(ing->cthr, NULL);
+		ing->cstarted = 0;
+	}
 	for (j = ing->bhead; j != NULL; j = next) {
 		next = j->next;
 		job_free(j);

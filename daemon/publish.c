@@ -8,11 +8,14 @@
  *
  *   publisher_start   check endpoints, start ZAP, bind PUB, start threads
  *   publisher_submit  enqueue a committed record (main thread; never blocks)
+ *   publisher_flush   wake the PUB thread for what was enqueued
  *   publisher_stop    send what is queued, stop the threads, close
  *   publisher_stats   counters and topic heads (any thread)
  *
  * Hand-over: a bounded ring (PUBLISH_QUEUE records) under a mutex, with
- * an eventfd that wakes the PUB thread's zmq_poll.  When the ring is full
+ * an eventfd that wakes the PUB thread's zmq_poll once per committed
+ * batch.  Each record comes with the bytes the store wrote, so it is
+ * packed once.  When the ring is full
  * the record is dropped and counted: it is in the store already, and the
  * next heartbeat (whose heads are then re-read from the store) makes
  * every subscriber of that topic fetch it from the replay service.
@@ -57,6 +60,13 @@ struct head {
 	uint64_t published;
 };
 
+/* A committed record and the bytes the store wrote for it. */
+struct pub_item {
+	Vmingest__Record *rec;
+	uint8_t	*packed;	/* may be NULL: packed by the PUB thread */
+	size_t	 plen;
+};
+
 struct publisher {
 	const struct config *cf;
 	struct store *st;
@@ -71,9 +81,10 @@ struct publisher {
 
 	/* hand-over ring; mu */
 	pthread_mutex_t mu;
-	Vmingest__Record **ring;
+	struct pub_item *ring;
 	size_t	 head, len;
 	int	 efd;
+	int	 unflushed;	/* submitted since the last wake-up (main thread) */
 	int	 stopping;
 
 	/* stats; smu (the PUB thread writes, anyone reads) */
@@ -170,15 +181,17 @@ send_envelope(void *sock, const Vmingest__Envelope *env, int flags)
 }
 
 static void
-send_record(struct publisher *p, Vmingest__Record *rec)
+send_record(struct publisher *p, struct pub_item *it)
 {
 	Vmingest__Envelope env = VMINGEST__ENVELOPE__INIT;
+	Vmingest__Record *rec = it->rec;
 	zmq_msg_t body, copy;
-	uint8_t	*buf = NULL;
-	size_t	 len = 0, i;
+	uint8_t	*buf = it->packed;
+	size_t	 len = it->plen, i;
 	int	 failed = 0;
 
-	if (record_pack(rec, &buf, &len) != 0) {
+	it->packed = NULL;	/* the zmq message owns it now */
+	if (buf == NULL && record_pack(rec, &buf, &len) != 0) {
 		free(buf);
 		log_warnx("publish: seq=%llu: cannot pack", (unsigned long long)rec->seq);
 		return;
@@ -292,7 +305,7 @@ send_heartbeat(struct publisher *p)
 
 /* Take up to max records off the ring. */
 static size_t
-ring_take(struct publisher *p, Vmingest__Record **out, size_t max, int *stopping)
+ring_take(struct publisher *p, struct pub_item *out, size_t max, int *stopping)
 {
 	size_t	 n = 0;
 
@@ -311,7 +324,7 @@ static void *
 pub_main(void *arg)
 {
 	struct publisher *p = arg;
-	Vmingest__Record *batch[256];
+	struct pub_item batch[256];
 	zmq_pollitem_t it[2];
 	int64_t	 next_hb = (util_mono_us() / 1000), now;
 	uint64_t x;
@@ -343,8 +356,8 @@ pub_main(void *arg)
 		for (total = 0; (total < 4096 || stopping) &&
 		    (n = ring_take(p, batch, 256, &stopping)) > 0; total += n) {
 			for (i = 0; i < n; i++) {
-				send_record(p, batch[i]);
-				record_free(batch[i]);
+				send_record(p, &batch[i]);
+				record_free(batch[i].rec);
 			}
 		}
 		if (total >= 4096 && !stopping) {
@@ -458,15 +471,19 @@ out:
 }
 
 void
-publisher_submit(struct publisher *p, Vmingest__Record *rec)
+publisher_submit(struct publisher *p, Vmingest__Record *rec, uint8_t *packed,
+    size_t plen)
 {
-	uint64_t one = 1;
+	struct pub_item *it;
 	int	 full;
 
 	pthread_mutex_lock(&p->mu);
 	full = p->len >= PUBLISH_QUEUE;
 	if (!full) {
-		p->ring[(p->head + p->len) % PUBLISH_QUEUE] = rec;
+		it = &p->ring[(p->head + p->len) % PUBLISH_QUEUE];
+		it->rec = rec;
+		it->packed = packed;
+		it->plen = plen;
 		p->len++;
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -478,8 +495,20 @@ publisher_submit(struct publisher *p, Vmingest__Record *rec)
 		    "(subscribers recover it from the log)",
 		    (unsigned long long)rec->seq);
 		record_free(rec);
+		free(packed);
 		return;
 	}
+	p->unflushed = 1;
+}
+
+void
+publisher_flush(struct publisher *p)
+{
+	uint64_t one = 1;
+
+	if (!p->unflushed)
+		return;
+	p->unflushed = 0;
 	if (write(p->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
 		log_warn("publish: eventfd write");
 }
@@ -501,7 +530,8 @@ publisher_stop(struct publisher *p)
 	}
 	replay_stop(p->replay);
 	while (p->len > 0) {
-		record_free(p->ring[p->head]);
+		record_free(p->ring[p->head].rec);
+		free(p->ring[p->head].packed);
 		p->head = (p->head + 1) % PUBLISH_QUEUE;
 		p->len--;
 	}

@@ -4,12 +4,15 @@
  *
  *   publisher_start   bind the sockets and start the publisher thread(s)
  *   publisher_submit  hand over a committed record (main thread only; never blocks)
+ *   publisher_flush   wake the publisher for what was handed over (after a batch)
  *   publisher_stop    flush what can be flushed, close, join
  *   publisher_stats   counters for /metrics and /status (any thread)
  *
  * Ownership: publisher_submit takes `rec` (a record from the store write,
- * seq and topics[].topic_seq set) and frees it with record_free() when it
- * has been sent.  Records are submitted in seq order.
+ * seq and topics[].topic_seq set) and `packed`, the bytes the store wrote
+ * for it (store_add_packed; NULL: the publisher packs rec itself), and
+ * frees both when they have been sent.  Records are submitted in seq
+ * order; publisher_flush() wakes the PUB thread for them (once per batch).
  */
 #ifndef VMI_PUBLISH_H
 #define VMI_PUBLISH_H
@@ -46,7 +49,9 @@ struct publisher_stats {
 
 int	publisher_start(struct publisher **, const struct config *, struct store *,
 	    char *err, size_t errlen);
-void	publisher_submit(struct publisher *, Vmingest__Record *rec);
+void	publisher_submit(struct publisher *, Vmingest__Record *rec,
+	    uint8_t *packed, size_t plen);
+void	publisher_flush(struct publisher *);
 void	publisher_stop(struct publisher *);
 void	publisher_stats(struct publisher *, struct publisher_stats *);
 
