@@ -21,8 +21,9 @@
  *       NSUBS subscribers connected and live; rename COUNT prepared mails
  *       into new/ at once; time until the store head has moved by COUNT
  *       (read-only store polling); JSON rate and what each subscriber got.
- *       With NICE the subscriber threads run at that nice value, standing
- *       for consumers on other machines (they take no CPU from the daemon)
+ *       With NICE the subscriber threads and their ZeroMQ I/O threads run at
+ *       that nice value, standing for consumers on other machines (they take
+ *       little CPU from the daemon)
  *
  * Subscribers are warmed up before measuring: mails are delivered one by
  * one until every subscriber has received one (so all are live).
@@ -269,6 +270,8 @@ struct lsub {
 	volatile long got;		/* records received */
 	volatile uint64_t last_seq;
 	volatile int stop;
+	volatile int opened;
+	const char *pub, *rep;
 	uint64_t measure_after;		/* seq: samples only above it */
 	int64_t	*lat;			/* us, rename -> next() */
 	int64_t	*plat;			/* us, daemon's send -> next() */
@@ -305,8 +308,11 @@ lsub_main(void *arg)
 	struct lsub *l = arg;
 	struct vmi_msg m;
 
+	/* before the open: the client's ZeroMQ I/O thread inherits the value */
 	if (lsub_nice != 0 && setpriority(PRIO_PROCESS, (id_t)gettid(), lsub_nice) != 0)
 		perror("setpriority");
+	l->s = sub_open(l->pub, l->rep, VMI_FROM_NOW);
+	l->opened = 1;
 
 	while (!l->stop) {
 		int	 rc = vmi_sub_next(l->s, &m, 100);
@@ -407,7 +413,8 @@ start_subs(struct lsub *ls, int n, const char *pub, const char *rep, long cap)
 
 	for (k = 0; k < n; k++) {
 		memset(&ls[k], 0, sizeof(ls[k]));
-		ls[k].s = sub_open(pub, rep, VMI_FROM_NOW);
+		ls[k].pub = pub;
+		ls[k].rep = rep;
 		ls[k].cap = cap;
 		if (cap > 0 && ((ls[k].lat = calloc((size_t)cap, sizeof(int64_t))) == NULL ||
 		    (ls[k].plat = calloc((size_t)cap, sizeof(int64_t))) == NULL ||
@@ -415,6 +422,9 @@ start_subs(struct lsub *ls, int n, const char *pub, const char *rep, long cap)
 			exit(1);
 		pthread_create(&ls[k].thr, NULL, lsub_main, &ls[k]);
 	}
+	for (k = 0; k < n; k++)
+		while (!ls[k].opened)
+			sleep_us(1000);
 }
 
 static void
