@@ -123,6 +123,46 @@ test_open_epoch_and_seq(void **state)
 	record_free(c);
 }
 
+/* The bytes store_add_packed hands back are the record as stored. */
+static void
+test_add_packed(void **state)
+{
+	struct store *st;
+	struct store_txn *t;
+	struct store_rtxn *r;
+	Vmingest__Record *a = mkrec("q", "p1", "rn.phd", 7, 10);
+	Vmingest__Record *got;
+	const void *p;
+	uint8_t	*packed = NULL;
+	size_t	 plen = 0, n;
+
+	assert_int_equal(store_open(&st, dir, 16 << 20, STORE_EXCL), 0);
+	assert_int_equal(store_wbegin(st, &t), 0);
+	/* refused: nothing handed back */
+	assert_int_equal(store_add_packed(t, a, "raw", 3, 8, &packed, &plen),
+	    STORE_E_TOOBIG);
+	assert_null(packed);
+	assert_int_equal(store_add_packed(t, a, "raw", 3, 0, &packed, &plen), 0);
+	assert_int_equal(store_wcommit(t), 0);
+	assert_non_null(packed);
+
+	assert_int_equal(store_rbegin(st, &r), 0);
+	assert_int_equal(store_get(r, a->seq, &p, &n), 0);
+	assert_int_equal(n, plen);
+	assert_memory_equal(p, packed, n);
+	/* seq and topic_seq were set before packing */
+	got = vmingest__record__unpack(NULL, plen, packed);
+	assert_non_null(got);
+	assert_int_equal(got->seq, 1);
+	assert_int_equal(got->n_topics, 1);
+	assert_int_equal(got->topics[0]->topic_seq, 1);
+	vmingest__record__free_unpacked(got, NULL);
+	store_rend(r);
+	store_close(st);
+	free(packed);
+	record_free(a);
+}
+
 static int
 count_topic(const char *topic, uint64_t head, void *arg)
 {
@@ -408,6 +448,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_epoch_and_seq, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_cursor_topics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_add_packed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_keeps_seq, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exclusive_and_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
