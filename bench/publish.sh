@@ -11,13 +11,14 @@
 #    1000/s; rename (the bench's clock just before rename(2)) -> the
 #    subscriber's vmi_sub_next(), and the daemon's send -> vmi_sub_next()
 #    (the publish path alone).
-# 3. ingest: a backlog of PB_INGEST (default 5000) mails renamed into new/
-#    at once, time until all are committed, with 0 and with 10 live
+# 3. ingest: a backlog of PB_INGEST (default 10000) mails renamed into
+#    new/ at once, time until all are committed, with 0 and with 10 live
 #    subscribers (in the bench process, on the same machine; once at the
 #    daemon's priority, once at nice 19 standing for remote consumers);
-#    median of PB_REPS (3) runs each.
+#    PB_REPS (5) interleaved rounds, medians; CPU per message of the
+#    daemon and of the subscribers.
 #
-# Env: PB_RECORDS, PB_LAT_COUNT (3000), PB_INGEST (5000), PB_REPS (3),
+# Env: PB_RECORDS, PB_LAT_COUNT (3000), PB_INGEST (10000), PB_REPS (5),
 # PB_TMP (default: mktemp -d).
 set -e
 B=${1:?usage: publish.sh BUILD_DIR}
@@ -26,7 +27,7 @@ ROOT=$(dirname "$HERE")
 case $B in /*) BIN=$B ;; *) BIN=$ROOT/$B ;; esac
 N=${PB_RECORDS:-200000}
 LATN=${PB_LAT_COUNT:-3000}
-ING=${PB_INGEST:-5000}
+ING=${PB_INGEST:-10000}
 W=${PB_TMP:-$(mktemp -d /tmp/vmi-publish-bench.XXXXXX)}
 make -s -C "$ROOT" BUILD="$B" "$B/bench/publish_bench" >&2
 PB=$BIN/bench/publish_bench
@@ -138,38 +139,58 @@ echo "Goal: p50 at most 3 ms, p99 at most 15 ms (rename -> next)."
 echo
 
 # ---- 3. ingest rate with and without subscribers ----
-# Each configuration on its own daemon, PB_REPS runs (median reported):
-# the machine is shared, single runs are noisy.
-REPS=${PB_REPS:-3}
-ingest_median() {	# NAME NSUBS [NICE] -> "rate min_received"
-	mkdir -p "$W/$1"
-	start_daemon "$W/$1"
-	rates=""
-	minr=-
-	k=0
-	while [ $k -lt "$REPS" ]; do
-		o=$("$PB" ingest "$PUB" "$REP" "$W/$1/md" "$W/$1/store" "$2" "$ING" $3)
-		rates="$rates $(j "$o" messages_per_s)"
-		[ "$2" -gt 0 ] && minr=$(j "$o" min_received)
-		k=$((k + 1))
+# One daemon per configuration, all three started first; PB_REPS rounds,
+# each round runs 0, 10 and 10-at-nice-19 in turn (interleaved, so drift
+# in the machine's load hits all three alike); medians reported.
+REPS=${PB_REPS:-5}
+for c in ing0 ing10 ing10n; do
+	mkdir -p "$W/$c"
+	start_daemon "$W/$c"
+	eval "PID_$c=\$PID PUB_$c=\$PUB REP_$c=\$REP"
+	PID=
+done
+stop_daemon() {
+	for c in ing0 ing10 ing10n; do
+		eval "p=\${PID_$c:-}"
+		[ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+		eval "PID_$c="
 	done
-	stop_daemon
-	rm -rf "$W/$1"
-	echo "$(/usr/bin/python3 -c 'import sys,statistics; print("%.0f" % statistics.median(map(float, sys.argv[1:])))' $rates) $minr ($rates )"
+	return 0
 }
-set -- $(ingest_median ing0 0); R0=$1; A0=$*
-set -- $(ingest_median ing10 10); R10=$1; M10=$2; shift 2; A10=$*
-set -- $(ingest_median ing10n 10 19); R10N=$1; M10N=$2; shift 2; A10N=$*
+R_ing0= R_ing10= R_ing10n= C_ing0= C_ing10= C_ing10n= S_ing10= S_ing10n=
+k=0
+while [ $k -lt "$REPS" ]; do
+	for cfg in "ing0 0" "ing10 10" "ing10n 10 19"; do
+		set -- $cfg
+		eval "pub=\$PUB_$1 rep=\$REP_$1 dp=\$PID_$1"
+		o=$(PB_DAEMON_PID=$dp "$PB" ingest "$pub" "$rep" "$W/$1/md" \
+		    "$W/$1/store" "$2" "$ING" $3)
+		eval "R_$1=\"\$R_$1 $(j "$o" messages_per_s)\""
+		eval "C_$1=\"\$C_$1 $(j "$o" daemon_cpu_us_per_msg)\""
+		eval "S_$1=\"\${S_$1:-} $(j "$o" subscribers_cpu_us_per_msg)\""
+		[ "$2" -gt 0 ] && eval "M_$1=$(j "$o" min_received)"
+	done
+	k=$((k + 1))
+done
+stop_daemon
+med() {
+	/usr/bin/python3 -c 'import sys,statistics; print("%.0f" % statistics.median(map(float, sys.argv[1:])))' "$@"
+}
+R0=$(med $R_ing0); R10=$(med $R_ing10); R10N=$(med $R_ing10n)
 echo "### Ingest rate with subscribers connected"
 echo
 echo "A backlog of $ING mails renamed into new/ at once; time until all are" \
-    "committed; median of $REPS runs (all runs in parentheses)."
+    "committed; $REPS rounds, each running the three configurations in turn" \
+    "on their own daemons; medians (all runs in brackets). CPU is from" \
+    "/proc/PID/task/*/schedstat, per message, from the first rename until" \
+    "every subscriber has every record; the subscribers' figure includes" \
+    "their libzmq I/O threads."
 echo
-echo "| subscribers | messages/s | runs | least received by a subscriber (last run) |"
-echo "| --- | ---: | --- | ---: |"
-echo "| 0 | $R0 | $(echo "$A0" | cut -d' ' -f3-) | - |"
-echo "| 10, same priority | $R10 | $A10 | $M10 |"
-echo "| 10, nice 19 | $R10N | $A10N | $M10N |"
+echo "| subscribers | messages/s | runs | daemon CPU us/msg | subscribers' CPU us/msg | least received by a subscriber (last run) |"
+echo "| --- | ---: | --- | ---: | ---: | ---: |"
+echo "| 0 | $R0 | [$R_ing0 ] | $(med $C_ing0) | - | - |"
+echo "| 10, same priority | $R10 | [$R_ing10 ] | $(med $C_ing10) | $(med $S_ing10) | $M_ing10 |"
+echo "| 10, nice 19 | $R10N | [$R_ing10n ] | $(med $C_ing10n) | $(med $S_ing10n) | $M_ing10n |"
 echo
 echo "With 10 subscribers: $(/usr/bin/python3 -c "print('%.0f' % (100.0 * $R10 / $R0))")%" \
     "of the rate without when they run at the daemon's priority on the same" \

@@ -30,6 +30,7 @@
  *
  * SECURITY: a bench tool; writes only files it generates.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -512,6 +513,42 @@ latency(const char *pub, const char *rep, const char *md, int nsubs, long rate,
 	return 0;
 }
 
+/* CPU time of every thread of `pid` so far, ns (schedstat); -1 unknown. */
+static int64_t
+proc_cpu_ns(long pid)
+{
+	char	 path[64], sp[400];
+	struct dirent *de;
+	DIR	*d;
+	FILE	*f;
+	long long ns, sum = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(sp, sizeof(sp), "%s/%s/schedstat", path, de->d_name);
+		if ((f = fopen(sp, "r")) == NULL)
+			continue;
+		if (fscanf(f, "%lld", &ns) == 1)
+			sum += ns;
+		fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
+static int64_t
+thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static uint64_t
 head_of(struct store *st)
 {
@@ -533,9 +570,13 @@ ingest(const char *pub, const char *rep, const char *md, const char *storedir,
 	struct store *st;
 	char	 path[4096], dst[4096];
 	uint64_t h0;
-	int64_t	 t0, t1;
-	long	 i, base = 0, mingot = -1;
+	int64_t	 t0, t1, d0 = -1, d1 = -1, s0, s1, m0, m1;
+	long	 i, base = 0, mingot = -1, dpid = 0;
 	int	 k;
+
+	/* the daemon's pid (PB_DAEMON_PID), for its CPU time in the run */
+	if (getenv("PB_DAEMON_PID") != NULL)
+		dpid = atol(getenv("PB_DAEMON_PID"));
 
 	start_subs(ls, nsubs, pub, rep, 0);
 	if (nsubs > 0)
@@ -551,6 +592,10 @@ ingest(const char *pub, const char *rep, const char *md, const char *storedir,
 		sleep_us(2000);
 	for (k = 0; k < nsubs; k++)
 		ls[k].got = 0;
+	if (dpid > 0)
+		d0 = proc_cpu_ns(dpid);
+	s0 = proc_cpu_ns((long)getpid());
+	m0 = thread_cpu_ns();
 	t0 = mono_us();
 	for (i = 0; i < count; i++) {
 		snprintf(path, sizeof(path), "%s/tmp/pb%ld.%ld", md, (long)getpid(),
@@ -572,15 +617,25 @@ ingest(const char *pub, const char *rep, const char *md, const char *storedir,
 		while (ls[k].got < count && mono_us() - t < 30000000)
 			sleep_us(5000);
 	}
+	/* CPU from the first rename until every subscriber has everything */
+	if (dpid > 0)
+		d1 = proc_cpu_ns(dpid);
+	s1 = proc_cpu_ns((long)getpid());
+	m1 = thread_cpu_ns();
 	stop_subs(ls, nsubs);
 	for (k = 0; k < nsubs; k++)
 		if (mingot < 0 || ls[k].got < mingot)
 			mingot = ls[k].got;
 	store_close(st);
+	/* subscribers: this process minus its main thread (renames, polling) */
 	printf("{\"subscribers\": %d, \"messages\": %ld, \"seconds\": %.3f, "
-	    "\"messages_per_s\": %.0f, \"min_received\": %ld}\n", nsubs, count,
+	    "\"messages_per_s\": %.0f, \"min_received\": %ld, "
+	    "\"daemon_cpu_us_per_msg\": %.1f, \"subscribers_cpu_us_per_msg\": %.1f}\n",
+	    nsubs, count,
 	    (double)(t1 - t0) / 1e6, (double)count / ((double)(t1 - t0) / 1e6),
-	    nsubs ? mingot : 0);
+	    nsubs ? mingot : 0,
+	    d0 >= 0 && d1 >= 0 ? (double)(d1 - d0) / 1e3 / (double)count : -1.0,
+	    (double)((s1 - s0) - (m1 - m0)) / 1e3 / (double)count);
 	return 0;
 }
 
