@@ -599,3 +599,62 @@ def test_two_topics_stalled_subscriber_loses_nothing(make_daemon):
         ts = [r["topic_seq"] for r in recs if r["topic"] == topic]
         assert ts == list(range(1, len(ts) + 1)), topic
     assert st["gaps"] > 0, st
+
+
+MANY_TOPICS_RULES = """require ["fileinto", "variables"];
+if header :matches "Subject" "topic *" { fileinto "many.t${1}"; }
+"""
+
+
+def test_heartbeat_split_over_many_topics(make_daemon, tmp_path, pb):
+    """600 topics: each heartbeat comes as parts of at most 512 heads with
+    the same head_seq, together naming every topic; the library takes the
+    parts without seeing a gap that is not there."""
+    rules = tmp_path / "many.sieve"
+    rules.write_text(MANY_TOPICS_RULES)
+    d = make_daemon(queues={"default": {"topic": "mail.other", "rules": str(rules)}},
+                    extra={"publish": {"heartbeat_ms": "100"}}).start()
+    n = 600
+    md = d.maildir("default")
+    for i in range(n):
+        md.deliver(message(i, subject="topic %03d" % i))
+    d.wait_records(n, timeout=120)
+    sub = Sub(d, "--topic", "many.", "--from-start", "--count", str(n + 1))
+    sub.wait_count(n)
+
+    # the heartbeats, decoded from the frames; parts of one heartbeat
+    # share head_seq and come one after another
+    s = python_sub(d, prefixes=(HB_TOPIC,))
+    parts, rounds = [], []
+    deadline = time.monotonic() + 30
+    while len(rounds) < 3 and time.monotonic() < deadline:
+        if not s.poll(200):
+            continue
+        f = s.recv_multipart()
+        env = pb.Envelope.FromString(f[1])
+        assert f[0] == HB_TOPIC and env.kind == pb.Envelope.HEARTBEAT
+        assert env.head_seq == n
+        assert len(env.heads) <= 512
+        parts.append({h.topic: h.topic_seq for h in env.heads})
+        if len(env.heads) < 512:	# the last part of this heartbeat
+            rounds.append(parts)
+            parts = []
+    s.close()
+    assert len(rounds) >= 3, "fewer than 3 whole heartbeats in 30 s"
+    for r in rounds[1:]:		# the first may have been joined midway
+        assert [len(p) for p in r] == [512, n - 512], [len(p) for p in r]
+        heads = {}
+        for p in r:
+            assert not set(p) & set(heads), "a topic in two parts"
+            heads.update(p)
+        assert heads == {"many.t%03d" % i: 1 for i in range(n)}
+
+    # the subscriber sat through those heartbeats: no gap, no catch-up
+    md.deliver(message(n, subject="topic 000"))
+    rc, st = sub.finish(60)
+    assert rc == 0, sub.err
+    recs = list(sub.recs)
+    assert [r["seq"] for r in recs] == list(range(1, n + 2))
+    assert recs[-1]["topic"] == "many.t000" and recs[-1]["topic_seq"] == 2
+    assert st["gaps"] == 0, st
+    assert st["duplicates"] == 0, st
