@@ -982,7 +982,13 @@ commit_start(struct ingest *ing)
 	ing->cbusy = 1;
 }
 
-/* The committer is done with its batch (wait for it with `wait`). */
+static int commit_due(struct ingest *, int64_t);
+
+/*
+ * The committer is done with its batch (wait for it with `wait`): on
+ * success finish it, else put it back.  From the loop (wait = 0) the next
+ * batch is handed over before this one is finished.
+ */
 static void
 commit_end(struct ingest *ing, int wait)
 {
@@ -1053,9 +1059,16 @@ commit_end(struct ingest *ing, int wait)
 	pthread_mutex_lock(&g_stats.mu);
 	stats_hist_add(&g_stats.commit_seconds, (double)(t1 - t0) / 1e6);
 	pthread_mutex_unlock(&g_stats.mu);
-	finish_jobs(ing, list, t1);
 	if (ing->batch_limit == 1 && ing->bn == 0)
 		ing->batch_limit = ing->cf->store.batch_max;
+	/*
+	 * The next batch commits while this one is finished: its records
+	 * still reach the publisher first (they are submitted here, the next
+	 * batch's only after its commit comes back).
+	 */
+	if (wait == 0 && commit_due(ing, util_now_us()))
+		commit_start(ing);
+	finish_jobs(ing, list, t1);
 }
 
 /* Whether the loop should hand a batch over now. */
@@ -1690,9 +1703,17 @@ ingest_free(struct ingest *ing)
 	if (ing->nworkers > 0)
 		shutdown_workers(ing);
 	if (ing->cstarted) {
-		if (ing->cbusy)
-			commit_end(ing, 1);
+		/* ingest_run() committed everything; only a batch still out is
+		 * waited for and dropped (its files stay in new/ or were stored) */
 		pthread_mutex_lock(&ing->cmu);
+		while (ing->cbusy && !ing->cdone)
+			pthread_cond_wait(&ing->ccv, &ing->cmu);
+		for (j = ing->chead; j != NULL; j = next) {
+			next = j->next;
+			job_free(j);
+		}
+		ing->chead = NULL;
+		ing->cbusy = 0;
 		ing->cstop = 1;
 		pthread_cond_broadcast(&ing->ccv);
 		pthread_mutex_unlock(&ing->cmu);

@@ -6,7 +6,8 @@
  *   ingest_run    the event loop; returns the exit status (0 on SIGTERM)
  *   ingest_free   join workers, close everything
  *
- * The loop owns the LMDB write transaction; workers only read files and
+ * A committer thread started here runs the batch write transactions, one
+ * batch at a time handed over by the loop; workers only read files and
  * run the pure pipeline (lib/pipeline.h).  See docs/ARCHITECTURE.md for
  * the exactly-once protocol.
  */

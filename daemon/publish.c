@@ -14,7 +14,7 @@
  *
  * Hand-over: a bounded ring (PUBLISH_QUEUE records) under a mutex, with
  * an eventfd that wakes the PUB thread's zmq_poll once per committed
- * batch.  Each record comes with the bytes the store wrote, so it is
+ * batch (and every PUBLISH_FLUSH_EVERY records within a large one).  Each record comes with the bytes the store wrote, so it is
  * packed once.  When the ring is full
  * the record is dropped and counted: it is in the store already, and the
  * next heartbeat (whose heads are then re-read from the store) makes
@@ -53,6 +53,7 @@
 #include "util.h"
 
 #define PUBLISH_QUEUE		16384
+#define PUBLISH_FLUSH_EVERY	256	/* submits without waking the PUB thread, at most */
 #define PUBLISH_HB_HEADS	512	/* heads per heartbeat message */
 
 struct head {
@@ -84,7 +85,7 @@ struct publisher {
 	struct pub_item *ring;
 	size_t	 head, len;
 	int	 efd;
-	int	 unflushed;	/* submitted since the last wake-up (main thread) */
+	unsigned unflushed;	/* submitted since the last wake-up (main thread) */
 	int	 stopping;
 
 	/* stats; smu (the PUB thread writes, anyone reads) */
@@ -498,7 +499,9 @@ publisher_submit(struct publisher *p, Vmingest__Record *rec, uint8_t *packed,
 		free(packed);
 		return;
 	}
-	p->unflushed = 1;
+	/* a batch can be larger than the ring: wake the thread as it fills */
+	if (++p->unflushed >= PUBLISH_FLUSH_EVERY)
+		publisher_flush(p);
 }
 
 void

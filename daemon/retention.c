@@ -1,6 +1,7 @@
 /*
  * retention.c - delete what is older than the configured limits, a little
- * at a time, from the main loop (the store's only writer).
+ * at a time, from the main loop (its write transactions take LMDB's
+ * writer lock in turn with the ingest committer's batches).
  *
  *   retention_start  a timer on the loop every RETENTION_EVERY_MS
  *   retention_free   release
@@ -9,8 +10,9 @@
  * How a limit becomes a delete: walk the records from the oldest seq and
  * count those that qualify (received_at_us before the cutoff) until the
  * first that does not or RETENTION_BATCH; then store_prune(before_seq =
- * that seq, max = the count).  The walk and the prune happen on the same
- * thread with no write in between, so exactly the counted records go.
+ * that seq, max = the count).  Between the walk and the prune only the
+ * committer writes, and it only appends seqs above the head, so the
+ * counted range [first, before) is unchanged: exactly those records go.
  * Stopping at the first non-qualifying record means a record received
  * after the cutoff is never deleted, whatever follows it.
  *

@@ -11,9 +11,11 @@
  *   topics     topic -> head topic_seq (uint64)
  *   meta       "schema", "epoch", "next_seq", "created_us"
  *
- * Writes (one thread only, the daemon's main loop):
+ * Writes (one write transaction at a time, LMDB serialises writers: in
+ * the daemon the committer thread for batches, the main loop for
+ * retention's small prunes):
  *   store_wbegin, store_find_name, store_find_sha, store_add,
- *   store_wcommit (full durability: fsync), store_wabort
+ *   store_add_packed, store_wcommit (full durability: fsync), store_wabort
  * Reads (any thread, each with its own transaction; MDB_NOTLS):
  *   store_rbegin, store_rend, store_rreset, store_rrenew, store_head,
  *   store_first, store_get, store_get_raw, store_cursor_*, store_topic_find,
