@@ -41,6 +41,20 @@ def pb(tmp_path_factory):
     return vmingest_pb2
 
 
+_SUBS = []
+
+
+@pytest.fixture(autouse=True)
+def _reap_subs():
+    """A test that fails midway must not leave `vmingest sub` running."""
+    yield
+    while _SUBS:
+        p = _SUBS.pop().proc
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 class Sub:
     """A `vmingest sub` process; a thread collects its JSON lines."""
 
@@ -50,6 +64,7 @@ class Sub:
                      "--stats"] + list(args)
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
+        _SUBS.append(self)
         self.recs = []
         self.err = b""
         self.t = threading.Thread(target=self._read, daemon=True)
