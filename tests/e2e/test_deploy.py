@@ -668,8 +668,13 @@ def test_daemon_runs_in_the_unit_sandbox(open_root):
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"sandbox")
+    sub.setsockopt(zmq.SUBSCRIBE, b"!hb")
     sub.connect(d.pub_endpoint)
     try:
+        # PUB drops what it sends before the subscription arrives: the
+        # subscription is live once a heartbeat comes through
+        assert wait_for(lambda: sub.poll(100) and sub.recv_multipart()[0] == b"!hb",
+                        30, what="a heartbeat")
         d.maildir().deliver("From: a@b\nSubject: sandbox\nMessage-ID: <sb1@t>\n\nbody\n")
         d.wait_records(1)
         assert wait_for(lambda: sub.poll(100) and sub.recv_multipart()[0] == b"sandbox",
