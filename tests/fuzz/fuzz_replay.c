@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -30,6 +29,7 @@
 #include "record.h"
 #include "replay.h"
 #include "store.h"
+#include "util.h"
 
 #define SYNC_ID		0x5eedf00dULL
 #define NRECORDS	40
@@ -116,15 +116,6 @@ setup(void)
 	atexit(cleanup);
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * libFuzzer's -timeout runs on SIGALRM: every blocking ZeroMQ call here
  * is retried on EINTR (a half-sent request would swallow the next one).
@@ -144,11 +135,11 @@ read_reply(long timeout_ms)
 	zmq_pollitem_t it = { dealer, 0, ZMQ_POLLIN, 0 };
 	zmq_msg_t m;
 	Vmingest__Envelope *env;
-	int64_t	 deadline = mono_ms() + timeout_ms;
+	int64_t	 deadline = util_mono_us() + (int64_t)timeout_ms * 1000;
 	int	 more = 1, nf = 0, sync = 0, envs = 0, rc;
 
-	while ((rc = zmq_poll(&it, 1, (long)(deadline - mono_ms()))) <= 0)
-		if ((rc == -1 && errno != EINTR) || mono_ms() >= deadline)
+	while ((rc = zmq_poll(&it, 1, (long)((deadline - util_mono_us()) / 1000))) <= 0)
+		if ((rc == -1 && errno != EINTR) || util_mono_us() >= deadline)
 			return -1;
 	while (more) {
 		zmq_msg_init(&m);
