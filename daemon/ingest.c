@@ -705,6 +705,23 @@ shrink_record(struct job *j)
 	j->rec = r;
 }
 
+/* Store the job's record and raw bytes; a record too big goes in shrunk. */
+static int
+add_job(struct store_txn *t, struct job *j, size_t record_bytes)
+{
+	const uint8_t *raw = j->raw ? j->raw : (const uint8_t *)"";
+	int	 rc;
+
+	rc = store_add_packed(t, j->rec, raw, j->len, record_bytes, &j->packed,
+	    &j->plen);
+	if (rc == STORE_E_TOOBIG) {
+		shrink_record(j);
+		rc = store_add_packed(t, j->rec, raw, j->len, 0, &j->packed,
+		    &j->plen);
+	}
+	return rc;
+}
+
 /*
  * Steps 2-3 of the protocol for the `n` jobs of `first` (committer thread:
  * it touches the jobs and the store only).  Returns 0, or the store error
@@ -733,15 +750,7 @@ commit_jobs(struct store *st, struct job *first, unsigned n, size_t record_bytes
 			continue;
 		if (j->kind == JOB_INJECT) {
 			/* same bytes as the record it re-runs, by design */
-			rc = store_add_packed(t, j->rec, j->raw ? j->raw :
-			    (const uint8_t *)"", j->len, record_bytes, &j->packed,
-			    &j->plen);
-			if (rc == STORE_E_TOOBIG) {
-				shrink_record(j);
-				rc = store_add_packed(t, j->rec, j->raw ? j->raw :
-				    (const uint8_t *)"", j->len, 0, &j->packed, &j->plen);
-			}
-			if (rc != 0)
+			if ((rc = add_job(t, j, record_bytes)) != 0)
 				goto fail;
 			continue;
 		}
@@ -767,14 +776,7 @@ commit_jobs(struct store *st, struct job *first, unsigned n, size_t record_bytes
 			rec_set_str(&j->rec->reason, why);
 			drop_topics(j->rec);
 		}
-		rc = store_add_packed(t, j->rec, j->raw ? j->raw :
-		    (const uint8_t *)"", j->len, record_bytes, &j->packed, &j->plen);
-		if (rc == STORE_E_TOOBIG) {
-			shrink_record(j);
-			rc = store_add_packed(t, j->rec, j->raw ? j->raw :
-			    (const uint8_t *)"", j->len, 0, &j->packed, &j->plen);
-		}
-		if (rc != 0)
+		if ((rc = add_job(t, j, record_bytes)) != 0)
 			goto fail;
 	}
 	return store_wcommit(t);
