@@ -170,6 +170,31 @@ def test_bad_mail_is_quarantined_not_dropped(make_daemon):
     d.stop()
 
 
+def test_record_too_big_is_stored_shrunk_with_its_raw_bytes(make_daemon):
+    # three 40 KB text parts make a normalized record over record_bytes
+    # (64K): the daemon stores a QUARANTINED record that keeps identity,
+    # reason and the raw message, and goes on with the next file
+    d = make_daemon(extra={"limits": {"record_bytes": "64K"}}).start()
+    md = d.maildir()
+    parts = "".join("--b\nContent-Type: text/plain\n\n%s\n" % (c * 40000)
+                    for c in "xyz")
+    big = ("From: a@b\nSubject: three parts\nMessage-ID: <big3@t>\n"
+           "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n"
+           "%s--b--\n" % parts).encode()
+    nb = md.deliver(big)
+    ns = md.deliver(message(1))
+    d.wait_records(2)
+    recs = {r["maildir_name"]: r for r in d.records()}
+    r = recs[nb]
+    assert r["disposition"] == "QUARANTINED", r
+    assert "record_bytes" in r["reason"], r
+    assert r["message_id"] == "big3@t" and r["subject"] == "three parts", r
+    assert d.raw(r["seq"]) == big
+    assert recs[ns]["disposition"] == "PUBLISHED", recs[ns]
+    assert md.new_files() == []
+    d.stop()
+
+
 def test_reason_from_message_bytes_is_escaped_in_the_log(make_daemon, tmp_path):
     # a rule may build the quarantine reason from the message (variables);
     # its bytes must not reach the log raw: a newline there forges a line
