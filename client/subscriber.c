@@ -121,14 +121,7 @@ dupn(const char *s)
 static int
 prefix_match(const struct vmi_sub *s, const char *topic)
 {
-	size_t	 i;
-
-	if (s->n_prefixes == 0)
-		return 1;
-	for (i = 0; i < s->n_prefixes; i++)
-		if (!strncmp(topic, s->prefixes[i], strlen(s->prefixes[i])))
-			return 1;
-	return 0;
+	return topic_prefix_match(topic, s->prefixes, s->n_prefixes);
 }
 
 static uint64_t

@@ -99,16 +99,6 @@ struct publisher {
 	uint64_t dropped_seen;	/* PUB thread: dropped at the last heads refresh */
 };
 
-/* protobuf-c string fields are char *; we only ever read through them */
-static char *
-pb_str(const char *s)
-{
-	union { const char *c; char *m; } u;
-
-	u.c = s;
-	return u.m;
-}
-
 /* Called with smu held. */
 static void
 head_set(struct publisher *p, const char *topic, uint64_t ts, int sent)

@@ -97,16 +97,6 @@ struct replay {
 	struct zap_counters mc;
 };
 
-/* protobuf-c string fields are char *; we only ever read through them */
-static char *
-pb_str(const char *s)
-{
-	union { const char *c; char *m; } u;
-
-	u.c = s;
-	return u.m;
-}
-
 static void
 count(struct replay *rp, uint64_t req, uint64_t recs, uint64_t errs)
 {
@@ -145,14 +135,7 @@ prefix_ok(const char *p)
 static int
 prefix_match(const struct stream *s, const char *topic)
 {
-	size_t	 i;
-
-	if (s->n_prefixes == 0)
-		return 1;
-	for (i = 0; i < s->n_prefixes; i++)
-		if (!strncmp(topic, s->prefixes[i], strlen(s->prefixes[i])))
-			return 1;
-	return 0;
+	return topic_prefix_match(topic, s->prefixes, s->n_prefixes);
 }
 
 /* Reply frames start with the identity (and the delimiter if the client used one). */

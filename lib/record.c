@@ -349,3 +349,13 @@ record_to_json(const Vmingest__Record *r, int flags)
 {
 	return pb_to_json(&r->base, flags);
 }
+
+/* protobuf-c string fields are char *; a message only packed reads them */
+char *
+pb_str(const char *s)
+{
+	union { const char *c; char *m; } u;
+
+	u.c = s;
+	return u.m;
+}

@@ -20,6 +20,8 @@
  *   pb_to_json          the same for any protobuf-c message
  *   utf8_valid_ok       1 if the bytes are valid UTF-8
  *   hex_encode          lower-case hex of bytes into buf (2*len+1)
+ *   pb_str              a const string for a protobuf-c string field that is
+ *                       only read (packing); never freed through it
  */
 #ifndef VMI_RECORD_H
 #define VMI_RECORD_H
@@ -54,5 +56,6 @@ const char *disposition_name(int d);
 
 int	 utf8_valid_ok(const char *s, size_t len);
 char	*hex_encode(char *buf, const uint8_t *p, size_t len);
+char	*pb_str(const char *s);
 
 #endif

@@ -68,3 +68,16 @@ xstrdup(const char *s)
 		log_fatal("strdup");
 	return p;
 }
+
+int
+topic_prefix_match(const char *topic, char *const *prefixes, size_t n)
+{
+	size_t	 i;
+
+	if (n == 0)
+		return 1;
+	for (i = 0; i < n; i++)
+		if (!strncmp(topic, prefixes[i], strlen(prefixes[i])))
+			return 1;
+	return 0;
+}

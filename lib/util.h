@@ -6,6 +6,9 @@
  *   xmalloc, xcalloc, xrealloc, xstrdup
  *                  allocate or die (log_fatal): out of memory is fatal,
  *                  limits keep every allocation bounded (STYLE.md 6)
+ *   topic_prefix_match
+ *                  1 if topic starts with one of the n prefixes, or n is 0
+ *                  (subscriptions and replay requests filter this way)
  */
 #ifndef VMI_UTIL_H
 #define VMI_UTIL_H
@@ -19,5 +22,6 @@ void	*xmalloc(size_t);
 void	*xcalloc(size_t, size_t);
 void	*xrealloc(void *, size_t);
 char	*xstrdup(const char *);
+int	 topic_prefix_match(const char *topic, char *const *prefixes, size_t n);
 
 #endif
