@@ -31,6 +31,7 @@
 #include "normalize.h"
 #include "record.h"
 #include "rules.h"
+#include "util.h"
 
 int	cmd_rules(int argc, char **argv);
 
@@ -103,8 +104,6 @@ read_message(const char *path, size_t *len, char *why, size_t whylen)
 {
 	struct stat st;
 	char	*buf;
-	size_t	 got = 0;
-	ssize_t	 n;
 	int	 fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
@@ -122,26 +121,15 @@ read_message(const char *path, size_t *len, char *why, size_t whylen)
 		close(fd);
 		return NULL;
 	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		snprintf(why, whylen, "out of memory");
+	if ((buf = util_read_upto(fd, (size_t)st.st_size, len)) == NULL) {
+		if (errno == ENOMEM)
+			snprintf(why, whylen, "out of memory");
+		else
+			snprintf(why, whylen, "read: %s", strerror(errno));
 		close(fd);
 		return NULL;
 	}
-	while (got < (size_t)st.st_size &&
-	    (n = read(fd, buf + got, (size_t)st.st_size - got)) != 0) {
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			snprintf(why, whylen, "read: %s", strerror(errno));
-			free(buf);
-			close(fd);
-			return NULL;
-		}
-		got += (size_t)n;
-	}
 	close(fd);
-	buf[got] = '\0';
-	*len = got;
 	return buf;
 }
 

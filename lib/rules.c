@@ -52,6 +52,7 @@
 #include "record.h"
 #include "rules.h"
 #include "sieve.h"
+#include "util.h"
 
 void
 rules_limits_default(struct rules_limits *l)
@@ -116,8 +117,7 @@ rules_compile(const char *path, const struct rules_limits *lim, char *err,
 	struct rules *r;
 	struct stat st;
 	char	*buf;
-	ssize_t	 n;
-	size_t	 got = 0;
+	size_t	 got;
 	int	 fd;
 
 	if (lim == NULL) {
@@ -141,23 +141,14 @@ rules_compile(const char *path, const struct rules_limits *lim, char *err,
 		close(fd);
 		return NULL;
 	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		snprintf(err, errlen, "%s:0:0: out of memory", path);
-		close(fd);
-		return NULL;
-	}
-	while (got < (size_t)st.st_size &&
-	    (n = read(fd, buf + got, (size_t)st.st_size - got)) != 0) {
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
+	if ((buf = util_read_upto(fd, (size_t)st.st_size, &got)) == NULL) {
+		if (errno == ENOMEM)
+			snprintf(err, errlen, "%s:0:0: out of memory", path);
+		else
 			snprintf(err, errlen, "%s:0:0: read: %s", path,
 			    strerror(errno));
-			free(buf);
-			close(fd);
-			return NULL;
-		}
-		got += (size_t)n;
+		close(fd);
+		return NULL;
 	}
 	close(fd);
 	r = rules_compile_buf(path, buf, got, lim, err, errlen);

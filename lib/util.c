@@ -1,9 +1,11 @@
 /*
- * util.c - clocks and allocate-or-die (see util.h).
+ * util.c - clocks, allocate-or-die, small shared helpers (see util.h).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -80,4 +82,29 @@ topic_prefix_match(const char *topic, char *const *prefixes, size_t n)
 		if (!strncmp(topic, prefixes[i], strlen(prefixes[i])))
 			return 1;
 	return 0;
+}
+
+char *
+util_read_upto(int fd, size_t n, size_t *len)
+{
+	char	*buf;
+	size_t	 got = 0;
+	ssize_t	 k;
+
+	if (n == SIZE_MAX || (buf = malloc(n + 1)) == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	while (got < n && (k = read(fd, buf + got, n - got)) != 0) {
+		if (k == -1) {
+			if (errno == EINTR)
+				continue;
+			free(buf);
+			return NULL;
+		}
+		got += (size_t)k;
+	}
+	buf[got] = '\0';
+	*len = got;
+	return buf;
 }

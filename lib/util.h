@@ -6,6 +6,8 @@
  *   xmalloc, xcalloc, xrealloc, xstrdup
  *                  allocate or die (log_fatal): out of memory is fatal,
  *                  limits keep every allocation bounded (STYLE.md 6)
+ *   util_read_upto read at most n bytes of an fd into a malloc'd buffer with
+ *                  a NUL after them; NULL with errno on failure
  *   topic_prefix_match
  *                  1 if topic starts with one of the n prefixes, or n is 0
  *                  (subscriptions and replay requests filter this way)
@@ -22,6 +24,7 @@ void	*xmalloc(size_t);
 void	*xcalloc(size_t, size_t);
 void	*xrealloc(void *, size_t);
 char	*xstrdup(const char *);
+char	*util_read_upto(int fd, size_t n, size_t *len);
 int	 topic_prefix_match(const char *topic, char *const *prefixes, size_t n);
 
 #endif
