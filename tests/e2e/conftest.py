@@ -38,6 +38,23 @@ def free_port():
         return s.getsockname()[1]
 
 
+def protoc_pb2(tmpdir):
+    """vmingest_pb2, generated from proto/ by protoc into tmpdir (the
+    consumer's view: classes from the .proto alone)."""
+    import sys
+    protoc = shutil.which("protoc")
+    if protoc is None:
+        pytest.skip("protoc not installed (Debian protobuf-compiler)")
+    subprocess.run([protoc, "--proto_path", os.path.join(REPO, "proto"),
+                    "--python_out", tmpdir, "vmingest.proto"], check=True)
+    sys.path.insert(0, tmpdir)
+    try:
+        import vmingest_pb2
+        return vmingest_pb2
+    finally:
+        sys.path.remove(tmpdir)
+
+
 def wait_for(cond, timeout=30.0, interval=0.02, what="condition"):
     """Poll cond() until it returns a true value; fail after timeout."""
     deadline = time.monotonic() + timeout

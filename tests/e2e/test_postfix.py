@@ -35,7 +35,7 @@ import time
 
 import pytest
 
-from conftest import CORPUS, REPO, VMINGEST, Daemon, free_port, wait_for
+from conftest import CORPUS, REPO, VMINGEST, Daemon, free_port, protoc_pb2, wait_for
 
 DOMAIN = "verif.example"
 MAILBOXES = ("rms", "seismic", "autodrm")
@@ -609,26 +609,12 @@ def _have_publisher():
     return re.search(r"^\s+sub\s", r.stdout, re.M) is not None
 
 
-def _pb2(tmpdir):
-    protoc = shutil.which("protoc")
-    if protoc is None:
-        pytest.skip("protoc not installed (Debian protobuf-compiler)")
-    subprocess.run([protoc, "--proto_path", os.path.join(REPO, "proto"),
-                    "--python_out", tmpdir, "vmingest.proto"], check=True)
-    sys.path.insert(0, tmpdir)
-    try:
-        import vmingest_pb2
-        return vmingest_pb2
-    finally:
-        sys.path.remove(tmpdir)
-
-
 def test_postfix_published_as_stored(chain, tmp_path):
     if not _have_publisher():
         pytest.skip("the ZeroMQ publisher (issue 3) has not landed: vmingest has no "
                     "`sub` command yet; storage is checked by the other tests")
     import zmq
-    pb = _pb2(str(tmp_path))
+    pb = protoc_pb2(str(tmp_path))
     pf, d = chain
     d.start()
     ctx = zmq.Context()

@@ -9,13 +9,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from conftest import VMINGEST, REPO, message, wait_for
+from conftest import VMINGEST, message, protoc_pb2, wait_for
 
 zmq = pytest.importorskip("zmq")
 
@@ -25,20 +24,7 @@ HB_TOPIC = b"!hb"
 @pytest.fixture(scope="module")
 def pb(tmp_path_factory):
     """vmingest_pb2 generated from proto/ into a temp dir."""
-    out = tmp_path_factory.mktemp("pb")
-    try:
-        subprocess.run(["protoc", "--proto_path", os.path.join(REPO, "proto"),
-                        "--python_out", str(out),
-                        os.path.join(REPO, "proto", "vmingest.proto")],
-                       check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as e:
-        pytest.skip("protoc --python_out failed: %s" % e)
-    sys.path.insert(0, str(out))
-    try:
-        import vmingest_pb2
-    finally:
-        sys.path.remove(str(out))
-    return vmingest_pb2
+    return protoc_pb2(str(tmp_path_factory.mktemp("pb")))
 
 
 _SUBS = []

@@ -7,14 +7,11 @@ second run does not publish them again.
 """
 import json
 import os
-import shutil
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import REPO, message, wait_for
+from conftest import message, protoc_pb2, wait_for
 
 BAD_RULES = ('require ["fileinto", "vnd.vmingest"];\n'
              'if header :contains "subject" "spectrum" { quarantine "no spectra yet"; stop; }\n'
@@ -30,20 +27,6 @@ def jl(text):
 
 def records(d):
     return jl(d.cli("list", "--store", d.store, "--json").stdout)
-
-
-def pb2(tmpdir):
-    protoc = shutil.which("protoc")
-    if protoc is None:
-        pytest.skip("protoc not installed (Debian protobuf-compiler)")
-    subprocess.run([protoc, "--proto_path", os.path.join(REPO, "proto"),
-                    "--python_out", tmpdir, "vmingest.proto"], check=True)
-    sys.path.insert(0, tmpdir)
-    try:
-        import vmingest_pb2
-        return vmingest_pb2
-    finally:
-        sys.path.remove(tmpdir)
 
 
 @pytest.fixture
@@ -67,7 +50,7 @@ def fix_rules(d, rules):
 def test_reprocess_quarantined_publishes_new_records(quarantining, tmp_path):
     import zmq
     d, rules = quarantining
-    pb = pb2(str(tmp_path))
+    pb = protoc_pb2(str(tmp_path))
     recs = records(d)
     quar = sorted(r["seq"] for r in recs if r["disposition"] == "QUARANTINED")
     assert len(quar) == 5
