@@ -1483,11 +1483,14 @@ ingest_new(struct config *cf, struct store *st, struct publisher *pub,
 	    (unsigned)(ncpu > 0 ? ncpu : 1);
 	if ((ing->workers = calloc(ing->nworkers, sizeof(pthread_t))) == NULL)
 		log_fatal("calloc");
-	for (i = 0; i < ing->nworkers; i++)
+	for (i = 0; i < ing->nworkers; i++) {
 		if (pthread_create(&ing->workers[i], NULL, worker_main, ing) != 0)
 			log_fatal("pthread_create");
+		pthread_setname_np(ing->workers[i], "vmi-worker");
+	}
 	if (pthread_create(&ing->cthr, NULL, committer_main, ing) != 0)
 		log_fatal("pthread_create");
+	pthread_setname_np(ing->cthr, "vmi-commit");
 	ing->cstarted = 1;
 	return ing;
 }

@@ -452,6 +452,7 @@ publisher_start(struct publisher **out, const struct config *cf, struct store *s
 	heads_from_store(p);
 	if (pthread_create(&p->thr, NULL, pub_main, p) != 0)
 		log_fatalx("publish: pthread_create");
+	pthread_setname_np(p->thr, "vmi-publish");
 	p->started = 1;
 	*out = p;
 	rc = 0;

@@ -884,6 +884,7 @@ replay_start(struct replay **out, void *ctx, const struct config *cf,
 	    zap ? " (CURVE)" : "");
 	if (pthread_create(&rp->thr, NULL, replay_main, rp) != 0)
 		log_fatalx("replay: pthread_create");
+	pthread_setname_np(rp->thr, "vmi-replay");
 	rp->started = 1;
 	*out = rp;
 	return 0;

@@ -303,6 +303,7 @@ zap_start(struct zap **out, void *ctx, const struct config *cf, char *err,
 	}
 	if (pthread_create(&z->thr, NULL, zap_main, z) != 0)
 		log_fatalx("zap: pthread_create");
+	pthread_setname_np(z->thr, "vmi-zap");
 	z->started = 1;
 	*out = z;
 	return 0;

@@ -294,6 +294,21 @@ def test_second_daemon_refused(make_daemon):
     d.stop()
 
 
+def test_threads_are_named_for_top_and_perf(make_daemon):
+    # vmingestd(8) THREADS: what `top -H` and perf show an operator
+    d = make_daemon(extra={"daemon": {"workers": "3"}}).start()
+    names = []
+    for tid in os.listdir("/proc/%d/task" % d.proc.pid):
+        with open("/proc/%d/task/%s/comm" % (d.proc.pid, tid)) as f:
+            names.append(f.read().strip())
+    assert names.count("vmi-worker") == 3
+    for one in ("vmingestd", "vmi-commit", "vmi-publish", "vmi-replay",
+                "MHD-single"):
+        assert names.count(one) == 1, (one, names)
+    assert "vmi-zap" not in names  # no CURVE configured
+    d.stop()
+
+
 def test_sigterm_commits_and_exits_zero(make_daemon):
     d = make_daemon().start()
     md = d.maildir()
