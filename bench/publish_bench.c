@@ -17,13 +17,25 @@
  *       record's maildir_name); JSON p50/p90/p99/max.  The file's ctime is
  *       not used: ext4 stamps it from the coarse clock, up to one tick
  *       (4 ms at HZ=250) before the rename; its figures are shown apart
- *   publish_bench ingest PUB REPLAY MAILDIR STORE NSUBS COUNT [NICE]
+ *   publish_bench ingest PUB REPLAY MAILDIR STORE NSUBS COUNT [NICE|idle]
  *       NSUBS subscribers connected and live; rename COUNT prepared mails
  *       into new/ at once; time until the store head has moved by COUNT
- *       (read-only store polling); JSON rate and what each subscriber got.
- *       With NICE the subscriber threads and their ZeroMQ I/O threads run at
- *       that nice value, standing for consumers on other machines (they take
- *       little CPU from the daemon)
+ *       (read-only store polling); JSON rate and what each subscriber got,
+ *       the daemon's CPU per message (PB_DAEMON_PID), all of it and its
+ *       publishing side alone (threads vmi-publish, vmi-replay and ZeroMQ's),
+ *       and the packed size of the last record.  With NICE the subscriber
+ *       threads and their ZeroMQ I/O threads run at that nice value; with
+ *       "idle" in SCHED_IDLE, standing for consumers on other machines:
+ *       they get only CPU time no daemon thread wants, and a daemon thread
+ *       that wakes up preempts them at once (a nice 19 thread keeps a
+ *       share and is not always preempted)
+ *   publish_bench fanout NSUBS COUNT SIZE
+ *       bare libzmq: a PUB socket in this process sends COUNT messages of
+ *       the daemon's frames (topic, ~40-byte envelope, SIZE body) over tcp
+ *       loopback to NSUBS SUB sockets in child processes (SCHED_IDLE, no
+ *       HWM on either side); JSON: this process's CPU per message (the
+ *       sending thread and its ZeroMQ I/O thread): what fan-out to NSUBS
+ *       TCP peers costs libzmq and the kernel, whoever publishes
  *
  * Subscribers are warmed up before measuring: mails are delivered one by
  * one until every subscriber has received one (so all are live).
@@ -34,11 +46,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -281,6 +295,17 @@ struct lsub {
 };
 
 static int lsub_nice;	/* nice value of subscriber threads (ingest mode) */
+static int lsub_idle;	/* subscriber threads in SCHED_IDLE (ingest mode) */
+
+/* This thread (and the threads it creates from now on) in SCHED_IDLE. */
+static void
+sched_idle_self(void)
+{
+	struct sched_param sp = { 0 };
+
+	if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
+		perror("sched_setscheduler SCHED_IDLE");
+}
 
 /* latency mode: real_us() just before each rename into new/, by index */
 static int64_t *renamed_at;
@@ -309,8 +334,11 @@ lsub_main(void *arg)
 	struct lsub *l = arg;
 	struct vmi_msg m;
 
-	/* before the open: the client's ZeroMQ I/O thread inherits the value */
-	if (lsub_nice != 0 && setpriority(PRIO_PROCESS, (id_t)gettid(), lsub_nice) != 0)
+	/* before the open: the client's ZeroMQ I/O thread inherits it */
+	if (lsub_idle)
+		sched_idle_self();
+	else if (lsub_nice != 0 &&
+	    setpriority(PRIO_PROCESS, (id_t)gettid(), lsub_nice) != 0)
 		perror("setpriority");
 	l->s = sub_open(l->pub, l->rep, VMI_FROM_NOW);
 	l->opened = 1;
@@ -513,9 +541,20 @@ latency(const char *pub, const char *rep, const char *md, int nsubs, long rate,
 	return 0;
 }
 
-/* CPU time of every thread of `pid` so far, ns (schedstat); -1 unknown. */
+/* The daemon's publishing side: its PUB and replay threads and ZeroMQ's. */
+static int
+publishing_thread(const char *comm)
+{
+	return strcmp(comm, "vmi-publish") == 0 || strcmp(comm, "vmi-replay") == 0 ||
+	    strncmp(comm, "ZMQbg/", 6) == 0;
+}
+
+/*
+ * CPU time so far of the threads of `pid` (those whose name `only`
+ * accepts, or all), ns (schedstat); -1 unknown.
+ */
 static int64_t
-proc_cpu_ns(long pid)
+proc_cpu_ns_of(long pid, int (*only)(const char *))
 {
 	char	 path[64], sp[400];
 	struct dirent *de;
@@ -529,6 +568,18 @@ proc_cpu_ns(long pid)
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
+		if (only != NULL) {
+			char	 comm[64] = "";
+
+			snprintf(sp, sizeof(sp), "%s/%s/comm", path, de->d_name);
+			if ((f = fopen(sp, "r")) == NULL)
+				continue;
+			if (fgets(comm, sizeof(comm), f) != NULL)
+				comm[strcspn(comm, "\n")] = '\0';
+			fclose(f);
+			if (!only(comm))
+				continue;
+		}
 		snprintf(sp, sizeof(sp), "%s/%s/schedstat", path, de->d_name);
 		if ((f = fopen(sp, "r")) == NULL)
 			continue;
@@ -538,6 +589,12 @@ proc_cpu_ns(long pid)
 	}
 	closedir(d);
 	return sum;
+}
+
+static int64_t
+proc_cpu_ns(long pid)
+{
+	return proc_cpu_ns_of(pid, NULL);
 }
 
 static int64_t
@@ -569,8 +626,11 @@ ingest(const char *pub, const char *rep, const char *md, const char *storedir,
 	struct lsub ls[MAX_SUBS];
 	struct store *st;
 	char	 path[4096], dst[4096];
+	struct store_rtxn *r;
+	const void *rv;
+	size_t	 rlen = 0;
 	uint64_t h0;
-	int64_t	 t0, t1, d0 = -1, d1 = -1, s0, s1, m0, m1;
+	int64_t	 t0, t1, d0 = -1, d1 = -1, p0 = -1, p1 = -1, s0, s1, m0, m1;
 	long	 i, base = 0, mingot = -1, dpid = 0;
 	int	 k;
 
@@ -592,8 +652,10 @@ ingest(const char *pub, const char *rep, const char *md, const char *storedir,
 		sleep_us(2000);
 	for (k = 0; k < nsubs; k++)
 		ls[k].got = 0;
-	if (dpid > 0)
+	if (dpid > 0) {
 		d0 = proc_cpu_ns(dpid);
+		p0 = proc_cpu_ns_of(dpid, publishing_thread);
+	}
 	s0 = proc_cpu_ns((long)getpid());
 	m0 = thread_cpu_ns();
 	t0 = mono_us();
@@ -618,25 +680,114 @@ ingest(const char *pub, const char *rep, const char *md, const char *storedir,
 			sleep_us(5000);
 	}
 	/* CPU from the first rename until every subscriber has everything */
-	if (dpid > 0)
+	if (dpid > 0) {
 		d1 = proc_cpu_ns(dpid);
+		p1 = proc_cpu_ns_of(dpid, publishing_thread);
+	}
 	s1 = proc_cpu_ns((long)getpid());
 	m1 = thread_cpu_ns();
 	stop_subs(ls, nsubs);
 	for (k = 0; k < nsubs; k++)
 		if (mingot < 0 || ls[k].got < mingot)
 			mingot = ls[k].got;
+	if (store_rbegin(st, &r) == 0) {
+		if (store_get(r, store_head(r), &rv, &rlen) != 0)
+			rlen = 0;
+		store_rend(r);
+	}
 	store_close(st);
 	/* subscribers: this process minus its main thread (renames, polling) */
 	printf("{\"subscribers\": %d, \"messages\": %ld, \"seconds\": %.3f, "
 	    "\"messages_per_s\": %.0f, \"min_received\": %ld, "
-	    "\"daemon_cpu_us_per_msg\": %.1f, \"subscribers_cpu_us_per_msg\": %.1f}\n",
+	    "\"daemon_cpu_us_per_msg\": %.1f, \"publishing_cpu_us_per_msg\": %.1f, "
+	    "\"subscribers_cpu_us_per_msg\": %.1f, \"record_bytes\": %zu}\n",
 	    nsubs, count,
 	    (double)(t1 - t0) / 1e6, (double)count / ((double)(t1 - t0) / 1e6),
 	    nsubs ? mingot : 0,
 	    d0 >= 0 && d1 >= 0 ? (double)(d1 - d0) / 1e3 / (double)count : -1.0,
-	    (double)((s1 - s0) - (m1 - m0)) / 1e3 / (double)count);
+	    p0 >= 0 && p1 >= 0 ? (double)(p1 - p0) / 1e3 / (double)count : -1.0,
+	    (double)((s1 - s0) - (m1 - m0)) / 1e3 / (double)count, rlen);
 	return 0;
+}
+
+/*
+ * Bare libzmq fan-out: this process's PUB to nsubs SUB sockets in child
+ * processes.  The children are SCHED_IDLE so that, on a small machine,
+ * they take as little as possible from the sender; only the sender's CPU
+ * is reported.
+ */
+static int
+fanout(int nsubs, long n, long size)
+{
+	char	 ep[256], ev[64], env[40], *body;
+	size_t	 len = sizeof(ep);
+	void	*ctx, *pub;
+	int	 zero = 0, one = 1, k, st, bad = 0;
+	int64_t	 c0, c1, t0, t1;
+	pid_t	 pid;
+	long	 i;
+	struct timespec ts;
+
+	ctx = zmq_ctx_new();
+	pub = zmq_socket(ctx, ZMQ_XPUB);
+	zmq_setsockopt(pub, ZMQ_SNDHWM, &zero, sizeof(zero));
+	/* every subscription reaches us, not just the first of a topic */
+	zmq_setsockopt(pub, ZMQ_XPUB_VERBOSE, &one, sizeof(one));
+	if (zmq_bind(pub, "tcp://127.0.0.1:*") != 0 ||
+	    zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, ep, &len) != 0) {
+		fprintf(stderr, "fanout: bind: %s\n", zmq_strerror(errno));
+		return 1;
+	}
+	for (k = 0; k < nsubs; k++) {
+		if ((pid = fork()) == -1) {
+			perror("fork");
+			return 1;
+		}
+		if (pid == 0) {
+			/* a fresh context: the parent's may not cross a fork */
+			void	*c, *s;
+			zmq_msg_t m;
+			long	 got = 0;
+
+			sched_idle_self();
+			c = zmq_ctx_new();
+			s = zmq_socket(c, ZMQ_SUB);
+			zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof(zero));
+			zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
+			zmq_connect(s, ep);
+			zmq_msg_init(&m);
+			while (got < n && zmq_msg_recv(&m, s, 0) != -1)
+				if (!zmq_msg_more(&m))
+					got++;
+			_exit(got == n ? 0 : 1);
+		}
+	}
+	for (k = 0; k < nsubs; k++)
+		zmq_recv(pub, ev, sizeof(ev), 0);	/* every subscription arrived */
+	body = calloc(1, (size_t)size);
+	memset(env, 'e', sizeof(env));
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	c0 = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	t0 = mono_us();
+	for (i = 0; i < n; i++) {
+		zmq_send(pub, "bench.data", 10, ZMQ_SNDMORE);
+		zmq_send(pub, env, sizeof(env), ZMQ_SNDMORE);
+		zmq_send(pub, body, (size_t)size, 0);
+	}
+	while (wait(&st) > 0)
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			bad++;
+	t1 = mono_us();
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	c1 = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	printf("{\"subscribers\": %d, \"messages\": %ld, \"body_bytes\": %ld, "
+	    "\"sender_cpu_us_per_msg\": %.2f, \"seconds\": %.3f, "
+	    "\"incomplete_subscribers\": %d}\n", nsubs, n, size,
+	    (double)(c1 - c0) / 1e3 / (double)n, (double)(t1 - t0) / 1e6, bad);
+	free(body);
+	zmq_close(pub);
+	zmq_ctx_term(ctx);
+	return bad ? 1 : 0;
 }
 
 int
@@ -653,8 +804,12 @@ main(int argc, char **argv)
 	if (argc == 8 && !strcmp(argv[1], "latency"))
 		return latency(argv[2], argv[3], argv[4], atoi(argv[5]), atol(argv[6]),
 		    atol(argv[7]));
+	if (argc == 5 && !strcmp(argv[1], "fanout"))
+		return fanout(atoi(argv[2]), atol(argv[3]), atol(argv[4]));
 	if ((argc == 8 || argc == 9) && !strcmp(argv[1], "ingest")) {
-		if (argc == 9)
+		if (argc == 9 && !strcmp(argv[8], "idle"))
+			lsub_idle = 1;
+		else if (argc == 9)
 			lsub_nice = atoi(argv[8]);
 		return ingest(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]),
 		    atol(argv[7]));
