@@ -681,7 +681,10 @@ drop_topics(Vmingest__Record *rec)
 		vmingest__topic_seq__free_unpacked(rec->topics[--rec->n_topics], NULL);
 }
 
-/* A record too large to store whole: keep identity, reason and raw bytes. */
+/*
+ * A record too large to store whole: keep identity, reason and raw bytes,
+ * and the links to other records (the one it re-ran, the one it repeats).
+ */
 static void
 shrink_record(struct job *j)
 {
@@ -698,6 +701,8 @@ shrink_record(struct job *j)
 	o->sha256.len = 0;
 	r->message_id = rec_strdup(o->message_id);
 	r->subject = rec_strdup(o->subject);
+	r->reprocessed_from = o->reprocessed_from;
+	r->duplicate_of = o->duplicate_of;
 	r->disposition = VMINGEST__DISPOSITION__QUARANTINED;
 	r->reason = rec_strdup("normalized record exceeds [limits] record_bytes; "
 	    "raw message kept");

@@ -224,3 +224,30 @@ def test_control_socket_protocol(daemon):
     assert ask(b'yyy\n{"op":"ping"}') == {"done": True, "ok": True}
     s.close()
     assert daemon.alive()
+
+
+def test_reprocessed_record_too_big_keeps_its_link(make_daemon):
+    # a record re-run under a smaller [limits] record_bytes is stored
+    # shrunk (QUARANTINED, raw kept); it must still say which record it
+    # re-ran, or `vmingest reprocess` and consumers lose the chain
+    d = make_daemon().start()
+    parts = "".join("--b\nContent-Type: text/plain\n\n%s\n" % (c * 40000)
+                    for c in "xyz")
+    big = ("From: a@b\nSubject: three parts\nMessage-ID: <big3r@t>\n"
+           "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n"
+           "%s--b--\n" % parts).encode()
+    d.maildir().deliver(big)
+    d.wait_records(1)
+    assert records(d)[0]["disposition"] == "PUBLISHED"
+    d.extra.setdefault("limits", {})["record_bytes"] = "64K"
+    d.write_config()
+    d.hup()
+    wait_for(lambda: "reloaded" in d.log_since_start(), what="SIGHUP reload")
+    out = jl(d.cli("reprocess", "-c", d.config, "1", "--json").stdout)
+    assert [l["new_seq"] for l in out if "seq" in l] == [2]
+    r = records(d)[1]
+    assert r["seq"] == 2 and r["reprocessed_from"] == 1, r
+    assert r["disposition"] == "QUARANTINED" and "record_bytes" in r["reason"], r
+    assert r["message_id"] == "big3r@t"
+    assert d.raw(2) == big
+    d.stop()
