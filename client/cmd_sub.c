@@ -5,7 +5,9 @@
  *
  * Exit status: 0 done (--count reached, or interrupted), 1 "not so" (no
  * record within --timeout, or the store's epoch changed), 2 usage,
- * configuration, key or checkpoint problems.
+ * configuration, key or checkpoint problems, or a record that could not
+ * be written out (stdout, --raw-dir): the checkpoint stays before it
+ * (vmi_sub_close_unprocessed), so a restart delivers it again.
  *
  * SECURITY: records come from the daemon; what we print is JSON-escaped
  * by jansson, the line for people is escaped, raw files are written under
@@ -21,12 +23,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <zmq.h>
 
 #include "cmd_common.h"
 #include "cmds.h"
 #include "log.h"
 #include "record.h"
+#include "util.h"
 #include "vmingest-client.h"
 
 static const char sub_usage[] =
@@ -59,7 +63,10 @@ static const char sub_usage[] =
 "                         (of the topic it arrived on) and delivered_topic\n"
 "  --summary              print nothing per record; at exit one JSON line\n"
 "                         with counts (records, first/last seq, gaps, ...)\n"
-"  --raw-dir DIR          also write each raw message to DIR/SEQ.eml\n"
+"  --raw-dir DIR          also write each raw message to DIR/SEQ.eml, checked\n"
+"                         against the record's sha256, through a temp file\n"
+"                         (fsynced with --checkpoint); one whose bytes\n"
+"                         retention removed is reported and skipped\n"
 "  --count N              exit after N records\n"
 "  --timeout SEC          exit 1 if no record arrives for SEC seconds\n"
 "  --stats                at exit, write the subscriber's counters (records,\n"
@@ -78,7 +85,8 @@ static const char sub_usage[] =
 "Exit status: 0 done (--count reached, or SIGINT/SIGTERM), 1 no record\n"
 "within --timeout or the store's epoch changed (a recreated store: move\n"
 "the checkpoint away to start again), 2 usage, configuration, key or\n"
-"checkpoint error.\n"
+"checkpoint error, or a record that could not be written out (standard\n"
+"output or --raw-dir): the checkpoint then stays before that record.\n"
 "\n"
 "Examples:\n"
 "  vmingest sub --topic rn. --json\n"
@@ -118,70 +126,214 @@ connect_addr(const char *ep)
 	return strdup(ep);
 }
 
-/* Fetch the raw message of one seq from the replay service (with_raw). */
+/*
+ * --raw-dir: the raw message of each record, from the replay service
+ * (with_raw), over one DEALER connection kept for the whole run.
+ */
+struct raw_fetch {
+	void	*ctx, *d;
+	uint64_t req;		/* request_id of the last request */
+	uint64_t missing;	/* records whose raw bytes retention removed */
+};
+
+#define RAW_WAIT_MS	10000	/* for the reply to one request */
+
+static void
+raw_fetch_close(struct raw_fetch *rf)
+{
+	if (rf->d != NULL)
+		zmq_close(rf->d);
+	if (rf->ctx != NULL)
+		zmq_ctx_term(rf->ctx);
+	rf->d = rf->ctx = NULL;
+}
+
+/* Write buf to dir/SEQ.eml through a temp file (fsynced if durable). */
 static int
-fetch_raw(const struct vmi_sub_opts *so, uint64_t seq, const char *dir)
+raw_write(const char *dir, uint64_t seq, const void *buf, size_t len, int durable)
+{
+	char	 tmp[4096], path[4096];
+	const char *p = buf;
+	ssize_t	 w;
+	int	 fd, dfd, e;
+
+	if (snprintf(tmp, sizeof(tmp), "%s/.%llu.eml.tmp", dir,
+	    (unsigned long long)seq) >= (int)sizeof(tmp) ||
+	    snprintf(path, sizeof(path), "%s/%llu.eml", dir,
+	    (unsigned long long)seq) >= (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	    0644)) == -1)
+		return -1;
+	while (len > 0) {
+		if ((w = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	if ((durable && fsync(fd) == -1) || close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) == -1)
+		goto fail;
+	/* with --checkpoint the file must outlive a crash before the position */
+	if (durable) {
+		if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+			return -1;
+		e = fsync(dfd);
+		close(dfd);
+		return e;
+	}
+	return 0;
+fail:
+	e = errno;
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	errno = e;
+	return -1;
+}
+
+/*
+ * Fetch the raw bytes of m and write DIR/SEQ.eml.  0 written, 1 the log
+ * no longer has them (retention: a line says so), -1 error (said).
+ */
+static int
+fetch_raw(struct raw_fetch *rf, const struct vmi_sub_opts *so,
+    const struct vmi_msg *m, const char *dir, int durable)
 {
 	Vmingest__ReplayRequest q = VMINGEST__REPLAY_REQUEST__INIT;
+	Vmingest__Envelope *env;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
 	zmq_msg_t f[4];
-	uint8_t	 buf[256];
-	char	 path[4096];
-	void	*ctx, *d;
-	int	 zero = 0, n = 0, more = 1, rc = -1, fd, w;
-	size_t	 len;
 	zmq_pollitem_t it;
+	uint8_t	 buf[256];
+	const char *why = NULL;
+	int64_t	 deadline;
+	int	 zero = 0, n, rc = -1;
+	size_t	 len;
 
-	ctx = zmq_ctx_new();
-	d = zmq_socket(ctx, ZMQ_DEALER);
-	zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof(zero));
-	if (so->server_key != NULL) {
-		zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, so->server_key, 40);
-		zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, so->public_key, 40);
-		zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, so->secret_key, 40);
+	if (rf->d == NULL) {
+		rf->ctx = zmq_ctx_new();
+		if (rf->ctx == NULL || (rf->d = zmq_socket(rf->ctx, ZMQ_DEALER)) == NULL) {
+			fprintf(stderr, "vmingest sub: --raw-dir: %s\n",
+			    zmq_strerror(errno));
+			return -1;
+		}
+		zmq_setsockopt(rf->d, ZMQ_LINGER, &zero, sizeof(zero));
+		if (so->server_key != NULL) {
+			zmq_setsockopt(rf->d, ZMQ_CURVE_SERVERKEY, so->server_key, 40);
+			zmq_setsockopt(rf->d, ZMQ_CURVE_PUBLICKEY, so->public_key, 40);
+			zmq_setsockopt(rf->d, ZMQ_CURVE_SECRETKEY, so->secret_key, 40);
+		}
+		if (zmq_connect(rf->d, so->replay_endpoint) != 0) {
+			fprintf(stderr, "vmingest sub: --raw-dir: connect %s: %s\n",
+			    so->replay_endpoint, zmq_strerror(errno));
+			return -1;
+		}
 	}
-	zmq_connect(d, so->replay_endpoint);
-	q.from_seq = q.to_seq = seq;
+	/* credit 2: the one record, then REPLAY_END rather than BATCH_END */
+	q.from_seq = q.to_seq = m->seq;
 	q.with_raw = 1;
-	q.credit = 1;
-	q.request_id = seq;
+	q.credit = 2;
+	q.request_id = ++rf->req;
 	len = vmingest__replay_request__pack(&q, buf);
-	zmq_send(d, buf, len, 0);
-	it.socket = d;
+	if (zmq_send(rf->d, buf, len, 0) == -1) {
+		fprintf(stderr, "vmingest sub: --raw-dir: send: %s\n",
+		    zmq_strerror(errno));
+		return -1;
+	}
+	it.socket = rf->d;
 	it.events = ZMQ_POLLIN;
-	while (zmq_poll(&it, 1, 5000) == 1) {
-		n = 0;
-		more = 1;
-		while (more && n < 4) {
-			zmq_msg_init(&f[n]);
-			if (zmq_msg_recv(&f[n], d, 0) == -1)
+	deadline = util_mono_us() / 1000 + RAW_WAIT_MS;
+	for (;;) {
+		int64_t	 left = deadline - util_mono_us() / 1000;
+		int	 more = 1;
+
+		if (left <= 0)
+			break;
+		if ((n = zmq_poll(&it, 1, (long)left)) == -1 && errno == EINTR)
+			continue;	/* SIGINT: finish this record first */
+		if (n != 1)
+			break;
+		for (n = 0; more; ) {
+			zmq_msg_t x, *fm = n < 4 ? &f[n] : &x;
+
+			zmq_msg_init(fm);
+			if (zmq_msg_recv(fm, rf->d, 0) == -1) {
+				zmq_msg_close(fm);
 				break;
-			more = zmq_msg_more(&f[n]);
-			n++;
-		}
-		if (n == 4) {
-			w = snprintf(path, sizeof(path), "%s/%llu.eml", dir,
-			    (unsigned long long)seq);
-			if (w > 0 && (size_t)w < sizeof(path) && (fd = open(path,
-			    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) != -1) {
-				if (write(fd, zmq_msg_data(&f[3]), zmq_msg_size(&f[3])) ==
-				    (ssize_t)zmq_msg_size(&f[3]))
-					rc = 0;
-				close(fd);
 			}
+			more = zmq_msg_more(fm);
+			if (fm == &x)
+				zmq_msg_close(fm);
+			else
+				n++;
 		}
+		env = n >= 2 ? vmingest__envelope__unpack(NULL, zmq_msg_size(&f[1]),
+		    zmq_msg_data(&f[1])) : NULL;
+		if (env == NULL || env->request_id != rf->req) {
+			/* a reply to an earlier request, or garbage: not ours */
+			if (env != NULL)
+				vmingest__envelope__free_unpacked(env, NULL);
+			while (n > 0)
+				zmq_msg_close(&f[--n]);
+			continue;
+		}
+		if (env->kind == VMINGEST__ENVELOPE__KIND__BATCH_END) {
+			/* not expected with credit 2; the record may still come */
+			vmingest__envelope__free_unpacked(env, NULL);
+			while (n > 0)
+				zmq_msg_close(&f[--n]);
+			continue;
+		}
+		if (env->kind == VMINGEST__ENVELOPE__KIND__RECORD && n == 4 &&
+		    env->seq == m->seq) {
+			const void *raw = zmq_msg_data(&f[3]);
+			size_t	 rlen = zmq_msg_size(&f[3]);
+
+			if (rlen == 0 && m->rec->raw_size > 0) {
+				rf->missing++;
+				fprintf(stderr, "vmingest sub: seq %llu: the raw "
+				    "message is no longer in the log (retention, "
+				    "[store] retain_raw_days): no %llu.eml\n",
+				    (unsigned long long)m->seq,
+				    (unsigned long long)m->seq);
+				rc = 1;
+			} else if (EVP_Digest(raw, rlen, md, &mdlen, EVP_sha256(),
+			    NULL) != 1 || m->rec->sha256.len != mdlen ||
+			    memcmp(md, m->rec->sha256.data, mdlen) != 0)
+				why = "the bytes do not match the record's sha256";
+			else if (raw_write(dir, m->seq, raw, rlen, durable) != 0)
+				fprintf(stderr, "vmingest sub: %s/%llu.eml: %s\n", dir,
+				    (unsigned long long)m->seq, strerror(errno));
+			else
+				rc = 0;
+		} else if (env->kind == VMINGEST__ENVELOPE__KIND__ERROR)
+			why = env->error && env->error[0] ? env->error :
+			    "the replay service refused the request";
+		else
+			why = "the record is not in the log";
+		if (why != NULL)
+			fprintf(stderr, "vmingest sub: seq %llu: raw message not "
+			    "fetched: %s\n", (unsigned long long)m->seq, why);
+		vmingest__envelope__free_unpacked(env, NULL);
 		while (n > 0)
 			zmq_msg_close(&f[--n]);
-		if (rc == 0 || n == 0)
-			break;
-		/* a control reply (REPLAY_END without the record): stop */
-		break;
+		return rc;
 	}
-	zmq_close(d);
-	zmq_ctx_term(ctx);
-	if (rc != 0)
-		fprintf(stderr, "vmingest sub: seq %llu: raw message not fetched\n",
-		    (unsigned long long)seq);
-	return rc;
+	fprintf(stderr, "vmingest sub: seq %llu: raw message not fetched: no "
+	    "answer from the replay service %s within %d s\n",
+	    (unsigned long long)m->seq, so->replay_endpoint, RAW_WAIT_MS / 1000);
+	return -1;
 }
 
 static void
@@ -237,8 +389,11 @@ cmd_sub(int argc, char **argv)
 	uint64_t hwm;
 	int64_t	 idle_ms = 0;
 	struct sigaction sa;
+	struct raw_fetch rf;
+	int	 unprocessed = 0;	/* the last record's output failed */
 
 	memset(&so, 0, sizeof(so));
+	memset(&rf, 0, sizeof(rf));
 	so.from = VMI_FROM_NOW;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:h", lo, NULL)) != -1) {
@@ -301,6 +456,11 @@ cmd_sub(int argc, char **argv)
 	    (cfpath != NULL && (ep != NULL || rep != NULL)) ||
 	    ((skeyf == NULL) != (keyf == NULL) && !(cfpath && keyf))) {
 		fputs(sub_usage, stderr);
+		return 2;
+	}
+	if (rawdir != NULL && access(rawdir, W_OK | X_OK) != 0) {
+		fprintf(stderr, "vmingest sub: --raw-dir %s: %s\n", rawdir,
+		    strerror(errno));
 		return 2;
 	}
 	log_set_quiet(1);
@@ -398,8 +558,11 @@ cmd_sub(int argc, char **argv)
 			first = m.seq;
 		last = m.seq;
 		got++;
-		if (rawdir != NULL && fetch_raw(&so, m.seq, rawdir) != 0) {
+		/* with a checkpoint, the file is durable before the position moves */
+		if (rawdir != NULL &&
+		    fetch_raw(&rf, &so, &m, rawdir, so.checkpoint != NULL) < 0) {
 			vmi_msg_clear(&m);
+			unprocessed = 1;
 			status = 2;
 			break;
 		}
@@ -414,6 +577,9 @@ cmd_sub(int argc, char **argv)
 			print_line(&m);
 		vmi_msg_clear(&m);
 		if (fflush(stdout) != 0) {
+			fprintf(stderr, "vmingest sub: standard output: %s\n",
+			    strerror(errno));
+			unprocessed = 1;
 			status = 2;
 			break;
 		}
@@ -433,6 +599,9 @@ cmd_sub(int argc, char **argv)
 		json_object_set_new(j, "resyncs", json_integer((json_int_t)st.resyncs));
 		json_object_set_new(j, "heartbeats", json_integer((json_int_t)st.heartbeats));
 		json_object_set_new(j, "checkpoints", json_integer((json_int_t)st.checkpoints));
+		if (rawdir != NULL)
+			json_object_set_new(j, "raw_missing",
+			    json_integer((json_int_t)rf.missing));
 		if (summary)
 			printf("%s\n", (line = json_dumps(j, JSON_COMPACT)) ? line : "{}");
 		else
@@ -446,7 +615,12 @@ cmd_sub(int argc, char **argv)
 		status = 2;
 	}
 out:
-	vmi_sub_close(sub);
+	raw_fetch_close(&rf);
+	/* a record whose output failed must come again after a restart */
+	if (unprocessed)
+		vmi_sub_close_unprocessed(sub);
+	else
+		vmi_sub_close(sub);
 	explicit_bzero(ckey, sizeof(ckey));
 	free(ep_c);
 	free(rep_c);

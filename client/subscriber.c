@@ -86,6 +86,19 @@ struct vmi_sub {
 	int64_t	 ck_ms;		/* last checkpoint written */
 
 	unsigned since_ck;
+
+	/*
+	 * The position before the record last returned, for
+	 * vmi_sub_close_unprocessed: each of its topics and the topic_seq
+	 * known before it (0: none).  Valid until vmi_sub_next is called
+	 * again (the record then counts as processed).
+	 */
+	struct undo {
+		char	*topic;
+		uint64_t prev;
+	}	*undo;
+	size_t	 n_undo, cap_undo;
+
 	int	 failed;
 	char	 error[512];
 	struct vmi_sub_stats st;
@@ -145,6 +158,31 @@ known_set(struct vmi_sub *s, const char *topic, uint64_t ts)
 	}
 	if (ts > *v)
 		*v = ts;
+}
+
+static void
+undo_clear(struct vmi_sub *s)
+{
+	while (s->n_undo > 0)
+		free(s->undo[--s->n_undo].topic);
+}
+
+/* Remember what `topic` was known as before the record being delivered. */
+static void
+undo_add(struct vmi_sub *s, const char *topic)
+{
+	if (s->n_undo == s->cap_undo) {
+		size_t	 cap = s->cap_undo ? s->cap_undo * 2 : 4;
+		struct undo *u = realloc(s->undo, cap * sizeof(*u));
+
+		if (u == NULL)
+			abort();
+		s->undo = u;
+		s->cap_undo = cap;
+	}
+	s->undo[s->n_undo].topic = dupn(topic);
+	s->undo[s->n_undo].prev = known_get(s, topic);
+	s->n_undo++;
 }
 
 static size_t
@@ -416,9 +454,12 @@ take_record(struct vmi_sub *s, const Vmingest__Envelope *env, const char *ftopic
 		vmingest__record__free_unpacked(rec, NULL);
 		return 0;
 	}
+	undo_clear(s);
 	for (i = 0; i < rec->n_topics; i++)
-		if (prefix_match(s, rec->topics[i]->topic))
+		if (prefix_match(s, rec->topics[i]->topic)) {
+			undo_add(s, rec->topics[i]->topic);
 			known_set(s, rec->topics[i]->topic, rec->topics[i]->topic_seq);
+		}
 	if (env->seq > s->last_seq)
 		s->last_seq = env->seq;
 	s->dirty = 1;
@@ -601,6 +642,7 @@ vmi_sub_checkpoint(struct vmi_sub *s)
 	size_t	 i = 0;
 	int	 rc;
 
+	undo_clear(s);	/* the last record counts as processed now */
 	if (s->checkpoint == NULL || !s->have_epoch)
 		return VMI_OK;
 	memset(&ck, 0, sizeof(ck));
@@ -642,6 +684,7 @@ vmi_sub_next(struct vmi_sub *s, struct vmi_msg *msg, int timeout_ms)
 	if (s->failed)
 		return s->failed;
 	/* the previous record has been processed: maybe checkpoint it */
+	undo_clear(s);
 	maybe_checkpoint(s, 0);
 	for (;;) {
 		if (s->state == ST_NEED_SYNC) {
@@ -765,6 +808,29 @@ vmi_msg_clear(struct vmi_msg *m)
 }
 
 void
+vmi_sub_close_unprocessed(struct vmi_sub *s)
+{
+	size_t	 i;
+
+	if (s == NULL)
+		return;
+	/* back to the position before the last record (safe_seq is below it) */
+	for (i = 0; i < s->n_undo; i++) {
+		if (s->undo[i].prev == 0)
+			g_hash_table_remove(s->known, s->undo[i].topic);
+		else {
+			uint64_t *v = g_hash_table_lookup(s->known, s->undo[i].topic);
+
+			if (v != NULL)
+				*v = s->undo[i].prev;
+		}
+		s->dirty = 1;
+	}
+	undo_clear(s);
+	vmi_sub_close(s);
+}
+
+void
 vmi_sub_close(struct vmi_sub *s)
 {
 	size_t	 i;
@@ -785,6 +851,8 @@ vmi_sub_close(struct vmi_sub *s)
 		zmq_ctx_term(s->ctx);
 	if (s->known != NULL)
 		g_hash_table_destroy(s->known);
+	undo_clear(s);
+	free(s->undo);
 	for (i = 0; i < s->n_prefixes; i++)
 		free(s->prefixes[i]);
 	free(s->prefixes);

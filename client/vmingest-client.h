@@ -20,6 +20,8 @@
  *   vmi_sub_stats       counters (gaps, resyncs, duplicates dropped, ...)
  *   vmi_sub_error       text of the last error
  *   vmi_sub_close       close (writes the checkpoint if one is configured)
+ *   vmi_sub_close_unprocessed
+ *                       close, the last record returned not processed
  *   vmi_msg_clear       free what vmi_sub_next handed out
  *   vmi_strerror        name a VMI_E_* code
  *
@@ -150,7 +152,19 @@ int	 vmi_sub_next(struct vmi_sub *, struct vmi_msg *msg, int timeout_ms);
 int	 vmi_sub_checkpoint(struct vmi_sub *);
 void	 vmi_sub_stats(const struct vmi_sub *, struct vmi_sub_stats *);
 const char *vmi_sub_error(const struct vmi_sub *);
+/* Close; the record last returned counts as processed (checkpoint). */
 void	 vmi_sub_close(struct vmi_sub *);
+
+/*
+ * Close when the record last returned by vmi_sub_next could not be
+ * processed (its output failed, the consumer is giving up on it): the
+ * checkpoint, if one is configured, is written at the position before
+ * that record, so a subscriber restarted from it receives the record
+ * again.  Records returned before it count as processed, as with
+ * vmi_sub_close.  Calling vmi_sub_checkpoint after vmi_sub_next makes
+ * the record processed; this then closes as vmi_sub_close does.
+ */
+void	 vmi_sub_close_unprocessed(struct vmi_sub *);
 void	 vmi_msg_clear(struct vmi_msg *);
 const char *vmi_strerror(int);
 

@@ -491,6 +491,31 @@ def test_sub_raw_dir_writes_exact_bytes(daemon, tmp_path):
         assert (out / ("%d.eml" % seq)).read_bytes() == daemon.raw(seq)
 
 
+def test_sub_output_failure_keeps_the_record_for_the_restart(daemon, tmp_path):
+    # a record `sub` could not write out must not be counted as processed:
+    # the checkpoint stays before it and the restarted consumer gets it
+    deliver(daemon, 5)
+    daemon.wait_records(5)
+    out = tmp_path / "raw"
+    out.mkdir()
+    (out / "3.eml").mkdir()             # writing seq 3's file fails
+    ck = str(tmp_path / "sub.ckpt")
+    a = Sub(daemon, "--from-start", "--checkpoint", ck, "--raw-dir", str(out))
+    rc, _ = a.finish(60)
+    assert rc == 2, a.err
+    assert b"3.eml" in a.err, a.err
+    assert sorted(os.listdir(out)) == ["1.eml", "2.eml", "3.eml"]
+    assert os.path.exists(ck)
+    (out / "3.eml").rmdir()
+    b = Sub(daemon, "--checkpoint", ck, "--raw-dir", str(out), "--count", "3")
+    rc, _ = b.finish(60)
+    assert rc == 0, b.err
+    assert b.seqs() == [3, 4, 5]
+    for seq in range(1, 6):
+        assert (out / ("%d.eml" % seq)).read_bytes() == daemon.raw(seq)
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+
+
 def test_quarantined_not_published_but_replayable(make_daemon, pb):
     """A quarantined record is stored, never published (no topic_seq is used
     up, so no subscriber sees a gap), and quarantined_only replays it."""

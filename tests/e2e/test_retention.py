@@ -117,6 +117,33 @@ def test_retain_raw_days_keeps_records(make_daemon):
     assert status(d)["pruned_records"] == 0
 
 
+def test_sub_raw_dir_reports_raw_removed_by_retention(make_daemon, tmp_path):
+    # the records stay, their raw bytes went: `sub --raw-dir` says so per
+    # record and goes on, rather than writing empty files or stopping
+    d = make_daemon(extra={"store": {"retain_raw_days": "2"}})
+    now = int(time.time() * 1e6)
+    mkstore(d.store, 30, now - 5 * DAY_US, 1000000)
+    mkstore(d.store, 10, now - DAY_US, 1000000)
+    d.start()
+    wait_for(lambda: d.cli("show", "30", "--store", d.store, "--raw",
+                           check=False, binary=True).returncode != 0,
+             timeout=30, what="raw of seq 30 pruned")
+    out = tmp_path / "raw"
+    out.mkdir()
+    r = subprocess.run([os.path.join(BUILD, "vmingest"), "sub", "--endpoint",
+                        d.pub_endpoint, "--replay-endpoint", d.replay_endpoint,
+                        "--from-start", "--count", "40", "--summary",
+                        "--raw-dir", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("no longer in the log") == 30, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["records"] == 40 and summary["raw_missing"] == 30, summary
+    assert sorted(os.listdir(out)) == sorted("%d.eml" % s for s in range(31, 41))
+    assert (out / "31.eml").read_bytes() == d.raw(31)
+    d.stop()
+
+
 def test_retain_bytes_drops_oldest_first(make_daemon):
     d = make_daemon(extra={"store": {"retain_bytes": "1M"}})
     now = int(time.time() * 1e6)

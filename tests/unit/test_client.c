@@ -504,6 +504,74 @@ test_sub_epoch_change_sticky(void **state)
 	fake_close(&f);
 }
 
+/* The topic_seq a checkpoint file keeps for `topic` (0: none). */
+static uint64_t
+ck_topic(const struct checkpoint *ck, const char *topic)
+{
+	size_t	 i;
+
+	for (i = 0; i < ck->n_topics; i++)
+		if (!strcmp(ck->topics[i].topic, topic))
+			return ck->topics[i].ts;
+	return 0;
+}
+
+/*
+ * Script 3 delivers seq 1 (t.a #1), 2 (t.b #1), 4 (t.a #2), then 3
+ * (t.b #2) last.  Closed normally, the checkpoint counts seq 3; closed
+ * "unprocessed", it stops before it: t.b at 1, so a restart gets it.
+ */
+static void
+run_two_topics_and_close(int unprocessed, struct checkpoint *ck)
+{
+	struct fake f;
+	struct script sc = { &f, 3, { 0 }, 0 };
+	struct vmi_sub_opts o;
+	struct vmi_sub *s = NULL;
+	pthread_t thr;
+	uint64_t seqs[8];
+	char	 path[512], err[256];
+	int	 rep[8], e, n;
+
+	snprintf(path, sizeof(path), "%s/unprocessed-%d.ckpt", tmpdir, unprocessed);
+	unlink(path);
+	fake_open(&f);
+	pthread_create(&thr, NULL, script_main, &sc);
+	memset(&o, 0, sizeof(o));
+	o.endpoint = f.pub_ep;
+	o.replay_endpoint = f.rep_ep;
+	o.from = VMI_FROM_START;
+	o.checkpoint = path;
+	assert_int_equal(vmi_sub_open(&s, &o, err, sizeof(err)), VMI_OK);
+	n = collect(s, seqs, rep, 4, &e);
+	pthread_join(thr, NULL);
+	assert_int_equal(n, 4);
+	assert_int_equal(seqs[3], 3);
+	if (unprocessed)
+		vmi_sub_close_unprocessed(s);
+	else
+		vmi_sub_close(s);
+	fake_close(&f);
+	assert_int_equal(checkpoint_read(path, ck, err, sizeof(err)), 0);
+}
+
+static void
+test_sub_close_unprocessed_leaves_last_record(void **state)
+{
+	struct checkpoint ck;
+
+	run_two_topics_and_close(0, &ck);
+	assert_int_equal(ck_topic(&ck, "t.a"), 2);
+	assert_int_equal(ck_topic(&ck, "t.b"), 2);
+	checkpoint_free(&ck);
+
+	run_two_topics_and_close(1, &ck);
+	assert_int_equal(ck_topic(&ck, "t.a"), 2);
+	assert_int_equal(ck_topic(&ck, "t.b"), 1);
+	assert_true(ck.seq < 3);		/* the watermark is below it too */
+	checkpoint_free(&ck);
+}
+
 static void
 test_sub_bad_options(void **state)
 {
@@ -529,6 +597,7 @@ main(void)
 		cmocka_unit_test(test_sub_heartbeat_ahead),
 		cmocka_unit_test(test_sub_loss_on_other_topic_noticed_late),
 		cmocka_unit_test(test_sub_epoch_change_sticky),
+		cmocka_unit_test(test_sub_close_unprocessed_leaves_last_record),
 		cmocka_unit_test(test_sub_bad_options),
 	};
 
