@@ -88,7 +88,7 @@ struct job {
 	int		 dirfd;
 	struct rules_ref *rules;
 	struct limits	 limits;
-	size_t		 max_file;	/* [store] map_size: a bigger file can never be stored */
+	size_t		 max_file;	/* a bigger file can never be stored (dispatch) */
 	char		 topic[256];
 	char		 queue[65];
 	/* result */
@@ -98,6 +98,12 @@ struct job {
 	int		 err;		/* errno of open/read, 0 if read */
 	int		 kind;		/* JOB_* */
 	int64_t		 ctime_us;
+	uint64_t	 fsize;		/* as fstat saw it */
+	dev_t		 dev;		/* the file read, to remove no other one */
+	ino_t		 ino;
+	struct timespec	 ctim;
+	int		 have_id;
+	int		 set_aside;	/* refused alone once (said in the log) */
 	int		 already;	/* committed before a crash: just remove */
 	void		(*done_fn)(void *, uint64_t);	/* JOB_INJECT: told the new seq */
 	void		*done_arg;
@@ -157,9 +163,13 @@ struct ingest {
 	struct job	*bhead, *btail;
 	unsigned	 bn;
 	int64_t		 boldest_us;
-	unsigned	 batch_limit;
+	unsigned	 batch_limit;	/* 1 after a refused batch, doubling back */
 	int		 paused;
 	int64_t		 retry_at_us;
+	/* jobs refused alone (store full, or an error): tried again later */
+	struct job	*dhead, *dtail;
+	unsigned	 dn;
+	int64_t		 dretry_us;
 
 	/* committer thread: at most one batch in its hands */
 	pthread_t	 cthr;
@@ -301,6 +311,37 @@ read_all(int fd, size_t hint, uint8_t **out, size_t *outlen)
 	return 0;
 }
 
+/* Remember which file the job read (device, inode, ctime). */
+static void
+job_identify(struct job *j, const struct stat *sb)
+{
+	j->dev = sb->st_dev;
+	j->ino = sb->st_ino;
+	j->ctim = sb->st_ctim;
+	j->have_id = 1;
+}
+
+/*
+ * Is new/NAME still the file the job read?  A file renamed onto the same
+ * name meanwhile (a second delivery, a tool) is another message: it must
+ * stay.  Gone (ENOENT) counts as the same: there is nothing to remove.
+ * XXX a rename between this check and the unlink is not caught; it would
+ * take another writer of the same name within microseconds.
+ */
+static int
+job_file_same(const struct queue *q, const struct job *j)
+{
+	struct stat sb;
+
+	if (!j->have_id)
+		return 1;
+	if (fstatat(q->newfd, j->name, &sb, AT_SYMLINK_NOFOLLOW) == -1)
+		return errno == ENOENT;
+	return sb.st_dev == j->dev && sb.st_ino == j->ino &&
+	    sb.st_ctim.tv_sec == j->ctim.tv_sec &&
+	    sb.st_ctim.tv_nsec == j->ctim.tv_nsec;
+}
+
 static void
 job_run(struct job *j)
 {
@@ -318,9 +359,11 @@ job_run(struct job *j)
 			return;
 		}
 		j->kind = JOB_NOTREG;
-		if (fstatat(j->dirfd, j->name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+		if (fstatat(j->dirfd, j->name, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
 			j->ctime_us = (int64_t)sb.st_ctim.tv_sec * 1000000 +
 			    sb.st_ctim.tv_nsec / 1000;
+			job_identify(j, &sb);
+		}
 		goto build;
 	}
 	if (fstat(fd, &sb) == -1) {
@@ -330,6 +373,8 @@ job_run(struct job *j)
 		return;
 	}
 	j->ctime_us = (int64_t)sb.st_ctim.tv_sec * 1000000 + sb.st_ctim.tv_nsec / 1000;
+	j->fsize = (uint64_t)sb.st_size;
+	job_identify(j, &sb);
 	if (!S_ISREG(sb.st_mode)) {
 		close(fd);
 		if (S_ISDIR(sb.st_mode)) {
@@ -557,7 +602,8 @@ dispatch(struct ingest *ing, size_t qi, const char *name)
 	j->name = xstrdup(name);
 	j->dirfd = q->newfd;
 	j->limits = ing->cf->limits;
-	j->max_file = ing->cf->store.map_size;
+	j->max_file = ing->cf->store.map_size < STORE_MAX_VALUE ?
+	    ing->cf->store.map_size : STORE_MAX_VALUE;
 	snprintf(j->topic, sizeof(j->topic), "%s", q->topic);
 	snprintf(j->queue, sizeof(j->queue), "%s", q->name);
 	if ((j->rules = q->rules) != NULL)
@@ -715,13 +761,16 @@ static int
 add_job(struct store_txn *t, struct job *j, size_t record_bytes)
 {
 	const uint8_t *raw = j->raw ? j->raw : (const uint8_t *)"";
+
+	/* by_name under the name as read: what store_find_name looks up */
+	const char *name = j->kind == JOB_INJECT ? NULL : j->name;
 	int	 rc;
 
-	rc = store_add_packed(t, j->rec, raw, j->len, record_bytes, &j->packed,
-	    &j->plen);
+	rc = store_add_named(t, j->rec, name, raw, j->len, record_bytes,
+	    &j->packed, &j->plen);
 	if (rc == STORE_E_TOOBIG) {
 		shrink_record(j);
-		rc = store_add_packed(t, j->rec, raw, j->len, 0, &j->packed,
+		rc = store_add_named(t, j->rec, name, raw, j->len, 0, &j->packed,
 		    &j->plen);
 	}
 	return rc;
@@ -803,6 +852,7 @@ finish_jobs(struct ingest *ing, struct job *list, int64_t t_commit)
 	struct job *j;
 	char	 esc[300], mid[200], dst[300], why[300];
 	size_t	 qi;
+	int	 left;
 
 	/* log, count, publish */
 	for (j = list; j != NULL; j = j->next) {
@@ -858,16 +908,32 @@ finish_jobs(struct ingest *ing, struct job *list, int64_t t_commit)
 			if (j->err != ENOENT) {
 				char *key = inflight_key(j->q, j->name);
 
-				errno = j->err;
-				log_warn("queue %s: %s: left in new/ until the "
-				    "next rescan", q->name, esc);
+				if (j->err == EFBIG)
+					log_warnx("queue %s: %s: %llu bytes, more than "
+					    "the store can hold ([store] map_size, "
+					    "and at most 4 GiB - 1 a message): left "
+					    "in new/", q->name, esc,
+					    (unsigned long long)j->fsize);
+				else {
+					errno = j->err;
+					log_warn("queue %s: %s: left in new/ until "
+					    "the next rescan", q->name, esc);
+				}
 				g_hash_table_replace(ing->ignored, key, key);
 			}
 			job_done(ing, j);
 			job_free(j);
 			continue;
 		}
-		if (j->kind == JOB_INJECT) {
+		left = 0;
+		if (j->kind != JOB_INJECT && !job_file_same(q, j)) {
+			/* stored what was read; the file there now is another */
+			log_warnx("queue %s: %s was replaced in new/ while it was "
+			    "being stored; the new file stays and is read next",
+			    q->name, esc);
+			q->dirty = 1;
+			left = 1;
+		} else if (j->kind == JOB_INJECT) {
 			/* no file: the record re-ran stored bytes */
 		} else if (q->keep == CONFIG_KEEP_CUR && j->kind == JOB_FILE) {
 			if (maildir_cur_name(j->name, dst, sizeof(dst)) == -1)
@@ -880,7 +946,7 @@ finish_jobs(struct ingest *ing, struct job *list, int64_t t_commit)
 			log_warn("queue %s: unlink %s", q->name, esc);
 		if (j->kind != JOB_INJECT)
 			q->touched = 1;
-		if (j->already) {
+		if (j->already && !left) {
 			j->seq_done = j->rec->seq;
 			log_info("seq=%llu queue=%s name=%s action=removed "
 			    "reason=already-stored", (unsigned long long)j->rec->seq,
@@ -1025,8 +1091,12 @@ commit_end(struct ingest *ing, int wait)
 		log_warn("eventfd read");
 	ing->cbusy = 0;
 
-	if (rc != 0) {
-		/* nothing of it was stored: back to the front, in order */
+	if (rc != 0 && n > 1) {
+		/*
+		 * Nothing of it was stored: back to the front, in order, and
+		 * one at a time, so that what fits is stored and what does
+		 * not is found and set aside.
+		 */
 		for (last = list; last->next != NULL; last = last->next)
 			;
 		last->next = ing->bhead;
@@ -1035,27 +1105,46 @@ commit_end(struct ingest *ing, int wait)
 		ing->bhead = list;
 		ing->bn += n;
 		ing->boldest_us = list->t_queued;
-	}
-	if (rc == STORE_E_FULL || rc == STORE_E_NOSPC) {
-		if (n > 1) {
-			/* store what still fits, one at a time */
-			ing->batch_limit = 1;
-			return;
-		}
-		if (!ing->paused)
-			log_warnx("ingestion paused: %s; %u file(s) wait in "
-			    "new/, retrying every %d ms", store_strerror(rc),
-			    ing->n_inflight, RETRY_FULL_MS);
-		ing->paused = 1;
-		ing->retry_at_us = t1 + RETRY_FULL_MS * 1000;
-		set_store_state(0, store_strerror(rc));
+		ing->batch_limit = 1;
+		if (rc != STORE_E_FULL && rc != STORE_E_NOSPC)
+			log_warnx("commit failed: %s; trying its %u file(s) one at "
+			    "a time", store_strerror(rc), n);
 		return;
 	}
 	if (rc != 0) {
-		log_warnx("commit failed: %s; retrying", store_strerror(rc));
-		ing->paused = 1;
-		ing->retry_at_us = t1 + RETRY_FULL_MS * 1000;
-		set_store_state(0, store_strerror(rc));
+		/*
+		 * One file that does not go in (too big for the room left, or
+		 * an error): set it aside, its file stays in new/, and go on
+		 * with the others; the set-aside are tried again every
+		 * RETRY_FULL_MS.  With nothing else to try, ingestion pauses.
+		 */
+		list->next = NULL;
+		if (ing->dn++ == 0) {
+			ing->dhead = list;
+			ing->dretry_us = t1 + RETRY_FULL_MS * 1000;
+		} else
+			ing->dtail->next = list;
+		ing->dtail = list;
+		if (!list->set_aside) {
+			char	 esc[300];
+
+			list->set_aside = 1;
+			log_escape(esc, sizeof(esc), list->name, strlen(list->name));
+			log_warnx("queue %s: %s (%zu bytes) cannot be stored now: "
+			    "%s; left in new/ and tried again every %d ms, the "
+			    "other files go on", ing->q[list->q].name, esc,
+			    list->len, store_strerror(rc), RETRY_FULL_MS);
+		}
+		if (ing->bn == 0) {
+			if (!ing->paused)
+				log_warnx("ingestion paused: %s; %u file(s) wait "
+				    "in new/, retrying every %d ms",
+				    store_strerror(rc), ing->n_inflight,
+				    RETRY_FULL_MS);
+			ing->paused = 1;
+			ing->retry_at_us = ing->dretry_us;
+			set_store_state(0, store_strerror(rc));
+		}
 		return;
 	}
 	if (ing->paused) {
@@ -1066,8 +1155,10 @@ commit_end(struct ingest *ing, int wait)
 	pthread_mutex_lock(&g_stats.mu);
 	stats_hist_add(&g_stats.commit_seconds, (double)(t1 - t0) / 1e6);
 	pthread_mutex_unlock(&g_stats.mu);
-	if (ing->batch_limit == 1 && ing->bn == 0)
-		ing->batch_limit = ing->cf->store.batch_max;
+	/* after a refusal, batches grow back: 1, 2, 4, ... batch_max */
+	if (ing->batch_limit < ing->cf->store.batch_max)
+		ing->batch_limit = ing->batch_limit * 2 < ing->cf->store.batch_max ?
+		    ing->batch_limit * 2 : ing->cf->store.batch_max;
 	/*
 	 * The next batch commits while this one is finished: its records
 	 * still reach the publisher first (they are submitted here, the next
@@ -1078,10 +1169,32 @@ commit_end(struct ingest *ing, int wait)
 	finish_jobs(ing, list, t1);
 }
 
+/*
+ * The set-aside files go to the front of the batch list again when
+ * their retry is due (the map may have room now: retention, a file
+ * removed), one at a time.
+ */
+static void
+retry_deferred(struct ingest *ing, int64_t now)
+{
+	if (ing->dn == 0 || ing->cbusy || now < ing->dretry_us)
+		return;
+	ing->dtail->next = ing->bhead;
+	if (ing->bhead == NULL)
+		ing->btail = ing->dtail;
+	ing->bhead = ing->dhead;
+	ing->bn += ing->dn;
+	ing->boldest_us = ing->dhead->t_queued;
+	ing->dhead = ing->dtail = NULL;
+	ing->dn = 0;
+	ing->batch_limit = 1;
+}
+
 /* Whether the loop should hand a batch over now. */
 static int
 commit_due(struct ingest *ing, int64_t now)
 {
+	retry_deferred(ing, now);
 	if (ing->cbusy || ing->bn == 0)
 		return 0;
 	if (ing->paused && now < ing->retry_at_us)
@@ -1099,6 +1212,8 @@ commit_all(struct ingest *ing)
 {
 	if (ing->cbusy)
 		commit_end(ing, 1);
+	ing->paused = 0;
+	retry_deferred(ing, INT64_MAX);
 	while (ing->bn > 0) {
 		commit_start(ing);
 		commit_end(ing, 1);
@@ -1578,6 +1693,8 @@ loop_timeout_ms(struct ingest *ing, int64_t now)
 	}
 	if (ing->paused && !ing->cbusy && ing->retry_at_us < until)
 		until = ing->retry_at_us;
+	if (ing->dn > 0 && !ing->cbusy && ing->dretry_us < until)
+		until = ing->dretry_us;
 	if (ing->next_rescan_us < until)
 		until = ing->next_rescan_us;
 	for (size_t i = 0; i < ing->ntimers; i++)
@@ -1695,9 +1812,10 @@ ingest_run(struct ingest *ing)
 
 	shutdown_workers(ing);
 	commit_all(ing);
-	if (ing->bn > 0)
+	if (ing->bn + ing->dn > 0)
 		log_warnx("exiting with %u file(s) uncommitted in new/ (store "
-		    "full); they are picked up at the next start", ing->bn);
+		    "full); they are picked up at the next start",
+		    ing->bn + ing->dn);
 	log_notice("stopped cleanly");
 	return 0;
 }
@@ -1731,6 +1849,10 @@ ingest_free(struct ingest *ing)
 		ing->cstarted = 0;
 	}
 	for (j = ing->bhead; j != NULL; j = next) {
+		next = j->next;
+		job_free(j);
+	}
+	for (j = ing->dhead; j != NULL; j = next) {
 		next = j->next;
 		job_free(j);
 	}

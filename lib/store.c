@@ -260,6 +260,18 @@ store_open(struct store **out, const char *path, size_t map_size, int flags)
 		ret = maperr(rc, "env_open");
 		goto fail;
 	}
+	/*
+	 * A daemon killed with readers open leaves their slots behind while
+	 * another process (a CLI reader) keeps the environment open: they
+	 * would pin old pages and the map would fill.  Clear them.
+	 */
+	if (flags & STORE_EXCL) {
+		int	 dead = 0;
+
+		if (mdb_reader_check(st->env, &dead) == 0 && dead > 0)
+			log_notice("store: %s: cleared %d reader slot(s) of dead "
+			    "processes", path, dead);
+	}
 
 	if ((rc = mdb_txn_begin(st->env, NULL, st->rdonly ? MDB_RDONLY : 0,
 	    &txn)) != 0) {
@@ -580,6 +592,15 @@ int
 store_add_packed(struct store_txn *t, Vmingest__Record *rec, const void *raw,
     size_t len, size_t record_limit, uint8_t **packed_out, size_t *plen_out)
 {
+	return store_add_named(t, rec, NULL, raw, len, record_limit, packed_out,
+	    plen_out);
+}
+
+int
+store_add_named(struct store_txn *t, Vmingest__Record *rec, const char *name,
+    const void *raw, size_t len, size_t record_limit, uint8_t **packed_out,
+    size_t *plen_out)
+{
 	struct store *st = t->st;
 	uint8_t	*packed = NULL;
 	uint8_t	 tk[8 + 8], topkey[300];
@@ -633,9 +654,10 @@ store_add_packed(struct store_txn *t, Vmingest__Record *rec, const void *raw,
 			goto fail;
 		}
 	}
-	if (rec->queue != NULL && rec->maildir_name != NULL &&
-	    rec->maildir_name[0] != '\0' &&
-	    name_key(nbuf, sizeof(nbuf), rec->queue, rec->maildir_name, &k) == 0) {
+	if (name == NULL)
+		name = rec->maildir_name;
+	if (rec->queue != NULL && name != NULL && name[0] != '\0' &&
+	    name_key(nbuf, sizeof(nbuf), rec->queue, name, &k) == 0) {
 		if ((rc = mdb_put(t->txn, st->by_name, &k, &v, 0)) != 0) {
 			what = "put by_name";
 			goto fail;
@@ -998,6 +1020,7 @@ store_prune(struct store *st, uint64_t before_seq, size_t max, int raw_only,
 	while (*done < max && (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
 		Vmingest__Record *rec;
 		uint8_t	 key[300];
+		char	 nbuf[600];
 		MDB_val	 rk, rv;
 		size_t	 i, tl;
 
@@ -1032,13 +1055,16 @@ store_prune(struct store *st, uint64_t before_seq, size_t max, int raw_only,
 				rv.mv_size = 16;
 				rv.mv_data = key;
 				mdb_del(t->txn, st->by_time, &rv, NULL);
+				/*
+				 * XXX a name that was not UTF-8 is indexed as
+				 * read (store_add_named) and recorded repaired:
+				 * its by_name entry stays, pointing at nothing
+				 * (store_find_name then finds no record).
+				 */
 				if (rec->queue && rec->maildir_name &&
-				    snprintf((char *)key, sizeof(key), "%s/%s",
-				    rec->queue, rec->maildir_name) < (int)sizeof(key)) {
-					rv.mv_size = strlen((char *)key);
-					rv.mv_data = key;
+				    name_key(nbuf, sizeof(nbuf), rec->queue,
+				    rec->maildir_name, &rv) == 0)
 					mdb_del(t->txn, st->by_name, &rv, NULL);
-				}
 				record_free(rec);
 			}
 			if ((rc = mdb_cursor_del(c, 0)) != 0)

@@ -49,6 +49,9 @@
 #define STORE_E_TOOBIG		(-9)	/* record over limits.record_bytes */
 #define STORE_E_READERS		(-10)	/* too many readers */
 
+/* LMDB keeps a value of at most 4 GiB - 1: no raw message can be bigger */
+#define STORE_MAX_VALUE	0xffffffffUL
+
 #define STORE_RDONLY	0x01
 #define STORE_EXCL	0x02
 
@@ -98,6 +101,15 @@ int	 store_add(struct store_txn *, Vmingest__Record *rec, const void *raw,
 int	 store_add_packed(struct store_txn *, Vmingest__Record *rec,
 	    const void *raw, size_t len, size_t record_limit, uint8_t **packed,
 	    size_t *plen);
+/*
+ * store_add_packed with the file name for by_name given as read from the
+ * directory (`name`, any bytes but '/'), where rec->maildir_name holds it
+ * repaired to UTF-8: store_find_name() looks up what the directory says.
+ * name NULL: rec->maildir_name.
+ */
+int	 store_add_named(struct store_txn *, Vmingest__Record *rec,
+	    const char *name, const void *raw, size_t len, size_t record_limit,
+	    uint8_t **packed, size_t *plen);
 /* Rewrite the stored record seq (same seq); used by reprocess/retention. */
 int	 store_put_record(struct store_txn *, const Vmingest__Record *rec);
 int	 store_wcommit(struct store_txn *);

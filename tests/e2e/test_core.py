@@ -237,6 +237,129 @@ def test_file_too_big_to_read_is_left_and_the_daemon_lives(make_daemon):
     os.unlink(os.path.join(md.path, "new", huge))
 
 
+def test_file_over_4gib_is_left_and_the_others_go_on(make_daemon):
+    # LMDB keeps no value of 4 GiB or more: such a file can never be
+    # stored, so it must not be read (nor block the batch it would be in)
+    d = make_daemon(extra={"store": {"map_size": "6G"},
+                           "daemon": {"workers": "1"}}).start()
+    md = d.maildir()
+    huge = "%d.M1P1Q1.huge" % time.time()
+    tmp = os.path.join(md.path, "tmp", huge)
+    with open(tmp, "wb") as f:
+        f.write(b"Subject: huge\n\n")
+    os.truncate(tmp, (4 << 30) + 4096)          # sparse: no disk used
+    os.rename(tmp, os.path.join(md.path, "new", huge))
+    small = md.deliver(message(1))
+    d.wait_records(1)
+    assert [r["maildir_name"] for r in d.records()] == [small]
+    wait_for(lambda: "more than the store can hold" in d.log(), what="log line")
+    assert md.new_files() == [huge]
+    assert "commit failed" not in d.log()
+    d.stop()
+
+
+def _slow_fdatasync(tmp_path):
+    so = str(tmp_path / "slow_fdatasync.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", so,
+                    os.path.join(os.path.dirname(__file__), "slow_fdatasync.c"),
+                    "-ldl"], check=True)
+    return so
+
+
+def test_file_replaced_while_being_stored_stays(make_daemon, tmp_path, monkeypatch):
+    # new/NAME is read and committed; meanwhile another message is renamed
+    # onto NAME.  Removing "NAME" after the commit would delete a message
+    # that has no record: it must stay, and be stored next.
+    flag, mark = str(tmp_path / "slow"), str(tmp_path / "insync")
+    monkeypatch.setenv("LD_PRELOAD", _slow_fdatasync(tmp_path))
+    monkeypatch.setenv("SLOWSYNC_FLAG", flag)
+    monkeypatch.setenv("SLOWSYNC_MARK", mark)
+    d = make_daemon().start()
+    md = d.maildir()
+    c1, c2 = message(1).encode(), message(2).encode()
+    open(flag, "w").close()
+    name = md.deliver(c1)
+    wait_for(lambda: os.path.exists(mark), what="the commit of the first in fsync")
+    md.deliver(c2, name=name)
+    os.unlink(flag)
+    d.wait_records(2)
+    wait_for(lambda: md.new_files() == [], what="new/ empty")
+    recs = d.records()
+    assert [r["sha256"] for r in recs] == [hashlib.sha256(c).hexdigest()
+                                           for c in (c1, c2)]
+    assert d.raw(2) == c2
+    assert "was replaced in new/ while it was being stored" in d.log()
+    d.stop()
+
+
+def _deliver_bytes_name(md, name, data):
+    new = os.path.join(md.path, "new").encode()
+    tmp = os.path.join(md.path, "tmp").encode()
+    with open(os.path.join(tmp, name), "wb") as f:
+        f.write(data)
+    os.rename(os.path.join(tmp, name), os.path.join(new, name))
+
+
+def test_name_not_utf8_seen_again_after_a_crash_is_not_stored_twice(make_daemon):
+    # the record keeps the name repaired to UTF-8; crash recovery must
+    # still recognise the file by the name the directory gives
+    d = make_daemon().start()
+    md = d.maildir()
+    data = message(1).encode()
+    name = b"1700000000.M1P1Q1.caf\xe9"
+    _deliver_bytes_name(md, name, data)
+    d.wait_records(1)
+    wait_for(lambda: md.new_files() == [], what="file removed")
+    d.stop()
+    _deliver_bytes_name(md, name, data)   # as if the unlink had not happened
+    d.start()
+    wait_for(lambda: "reason=already-stored" in d.log_since_start(),
+             what="recognised as already stored")
+    wait_for(lambda: md.new_files() == [], what="file removed again")
+    recs = d.records()
+    assert len(recs) == 1 and recs[0]["maildir_name"] == "1700000000.M1P1Q1.caf\ufffd"
+    d.stop()
+
+
+def test_name_equal_to_the_repair_of_another_is_a_new_delivery(make_daemon):
+    d = make_daemon().start()
+    md = d.maildir()
+    data = message(7).encode()
+    _deliver_bytes_name(md, b"1700000000.M1P1Q1.x\xff", data)
+    d.wait_records(1)
+    wait_for(lambda: md.new_files() == [], what="first removed")
+    # another file, named as the first one's repaired name, same bytes
+    _deliver_bytes_name(md, "1700000000.M1P1Q1.x\ufffd".encode(), data)
+    d.wait_records(2)
+    recs = d.records()
+    assert [r["disposition"] for r in recs] == ["PUBLISHED", "DUPLICATE"]
+    assert recs[1]["duplicate_of"] == 1
+    d.stop()
+
+
+def test_file_that_does_not_fit_does_not_hold_back_smaller_ones(make_daemon):
+    d = make_daemon(extra={"store": {"map_size": "1M"}}).start()
+    md = d.maildir()
+    for i in range(20):
+        md.deliver(message(i, body=("%05d " % i) * 2000 + "\n"))   # ~12 KiB
+    d.wait_records(20)
+    big = md.deliver(message(100, body="B" * 900000 + "\n"))
+    wait_for(lambda: "cannot be stored now" in d.log(), what="big one set aside")
+    small = [md.deliver(message(200 + i)) for i in range(5)]
+    d.wait_records(25)
+    assert md.new_files() == [big]
+    assert d.alive()
+    d.stop()
+    assert "exiting with 1 file(s) uncommitted" in d.log()
+    # with room, it goes in too
+    d.extra["store"]["map_size"] = "8M"
+    d.write_config()
+    d.start()
+    d.wait_records(26)
+    assert md.new_files() == []
+    d.stop()
+
+
 def test_symlink_and_dotfiles(make_daemon):
     d = make_daemon().start()
     md = d.maildir()
