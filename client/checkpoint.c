@@ -7,6 +7,7 @@
  *
  * SECURITY: see checkpoint.h; the file is parsed with bounded lines.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -28,13 +29,32 @@ topic_chars_ok(const char *t)
 	    strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_-.") == n;
 }
 
+/*
+ * "KEY NUMBER\n" with KEY followed by one space and digits only (base 10
+ * or 16), nothing else: sscanf would take "-1" as 2^64-1.
+ */
+static int
+parse_num(const char *line, const char *key, int base, unsigned long long *out)
+{
+	size_t	 kl = strlen(key);
+	const char *p = line + kl + 1;
+	char	*end;
+
+	if (strncmp(line, key, kl) != 0 || line[kl] != ' ' ||
+	    !(base == 16 ? isxdigit((unsigned char)*p) : isdigit((unsigned char)*p)))
+		return -1;
+	errno = 0;
+	*out = strtoull(p, &end, base);
+	return errno == 0 && *end == '\n' ? 0 : -1;
+}
+
 int
 checkpoint_read(const char *path, struct checkpoint *ck, char *err, size_t errlen)
 {
 	char	 line[CKPT_LINE], name[CKPT_LINE];
 	unsigned long long a;
 	FILE	*fp;
-	int	 lineno = 0, header = 0, rc = -1;
+	int	 lineno = 0, header = 0, have_epoch = 0, have_seq = 0, rc = -1;
 	size_t	 cap = 0;
 
 	memset(ck, 0, sizeof(*ck));
@@ -56,12 +76,15 @@ checkpoint_read(const char *path, struct checkpoint *ck, char *err, size_t errle
 				goto out;
 			}
 			header = 1;
-		} else if (sscanf(line, "epoch %llx", &a) == 1) {
+		} else if (parse_num(line, "epoch", 16, &a) == 0) {
 			ck->epoch = a;
-		} else if (sscanf(line, "seq %llu", &a) == 1) {
+			have_epoch = 1;
+		} else if (parse_num(line, "seq", 10, &a) == 0) {
 			ck->seq = a;
-		} else if (sscanf(line, "topic %511s %llu", name, &a) == 2 &&
-		    topic_chars_ok(name)) {
+			have_seq = 1;
+		} else if (sscanf(line, "topic %511s", name) == 1 &&
+		    topic_chars_ok(name) &&
+		    parse_num(line + 6, name, 10, &a) == 0) {
 			if (ck->n_topics >= CHECKPOINT_MAX_TOPICS) {
 				snprintf(err, errlen, "%s: too many topics", path);
 				goto out;
@@ -84,6 +107,11 @@ checkpoint_read(const char *path, struct checkpoint *ck, char *err, size_t errle
 		snprintf(err, errlen, "%s: empty checkpoint file", path);
 		goto out;
 	}
+	if (!have_epoch || !have_seq) {
+		snprintf(err, errlen, "%s: no %s line (cut short?)", path,
+		    have_epoch ? "seq" : "epoch");
+		goto out;
+	}
 	rc = 0;
 out:
 	fclose(fp);
@@ -100,6 +128,12 @@ checkpoint_write(const char *path, const struct checkpoint *ck)
 	size_t	 i;
 	int	 fd, w, saved;
 
+	/* a name that is no topic would break the file's format */
+	for (i = 0; i < ck->n_topics; i++)
+		if (!topic_chars_ok(ck->topics[i].topic)) {
+			errno = EINVAL;
+			return -1;
+		}
 	w = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (w < 0 || (size_t)w >= sizeof(tmp)) {
 		errno = ENAMETOOLONG;
@@ -119,7 +153,9 @@ checkpoint_write(const char *path, const struct checkpoint *ck)
 	for (i = 0; i < ck->n_topics; i++)
 		fprintf(fp, "topic %s %llu\n", ck->topics[i].topic,
 		    (unsigned long long)ck->topics[i].ts);
-	if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
+	if (fflush(fp) != 0 || ferror(fp) || fsync(fileno(fp)) != 0) {
+		if (errno == 0)
+			errno = EIO;
 		saved = errno;
 		fclose(fp);
 		unlink(tmp);

@@ -7,7 +7,9 @@
  * record within --timeout, or the store's epoch changed), 2 usage,
  * configuration, key or checkpoint problems, or a record that could not
  * be written out (stdout, --raw-dir): the checkpoint stays before it
- * (vmi_sub_close_unprocessed), so a restart delivers it again.
+ * (vmi_sub_close_unprocessed), so a restart delivers it again; 3 done,
+ * but records of the subscription were lost (VMI_E_LOST: retention
+ * removed them before they were delivered; said on stderr).
  *
  * SECURITY: records come from the daemon; what we print is JSON-escaped
  * by jansson, the line for people is escaped, raw files are written under
@@ -70,8 +72,8 @@ static const char sub_usage[] =
 "  --count N              exit after N records\n"
 "  --timeout SEC          exit 1 if no record arrives for SEC seconds\n"
 "  --stats                at exit, write the subscriber's counters (records,\n"
-"                         live, replayed, duplicates, gaps, resyncs) as one\n"
-"                         JSON line to stderr\n"
+"                         live, replayed, duplicates, gaps, resyncs, lost,\n"
+"                         malformed) as one JSON line to stderr\n"
 "  --hwm N                receive high-water mark of the live socket\n"
 "                         (messages; default libzmq's 1000)\n"
 "  --server-key FILE.pub  the daemon's CURVE public key (vmingest keygen)\n"
@@ -82,11 +84,16 @@ static const char sub_usage[] =
 "Without --json or --summary each record is one line for people:\n"
 "SEQ TOPIC#TOPIC_SEQ DISPOSITION <MESSAGE-ID> SUBJECT\n"
 "\n"
+"Records that retention removed from the log before they could be\n"
+"delivered are named on standard error as they are found (\"records lost\"),\n"
+"counted as \"lost\" in --summary/--stats, and the run goes on.\n"
+"\n"
 "Exit status: 0 done (--count reached, or SIGINT/SIGTERM), 1 no record\n"
 "within --timeout or the store's epoch changed (a recreated store: move\n"
 "the checkpoint away to start again), 2 usage, configuration, key or\n"
 "checkpoint error, or a record that could not be written out (standard\n"
-"output or --raw-dir): the checkpoint then stays before that record.\n"
+"output or --raw-dir): the checkpoint then stays before that record,\n"
+"3 done, but records were lost (removed by retention before delivery).\n"
 "\n"
 "Examples:\n"
 "  vmingest sub --topic rn. --json\n"
@@ -391,6 +398,7 @@ cmd_sub(int argc, char **argv)
 	struct sigaction sa;
 	struct raw_fetch rf;
 	int	 unprocessed = 0;	/* the last record's output failed */
+	int	 lost = 0;		/* VMI_E_LOST was reported */
 
 	memset(&so, 0, sizeof(so));
 	memset(&rf, 0, sizeof(rf));
@@ -547,6 +555,14 @@ cmd_sub(int argc, char **argv)
 			}
 			continue;
 		}
+		if (rc == VMI_E_LOST || rc == VMI_E_SERVER) {
+			/* said, and the subscriber goes on (exit 3 for a loss) */
+			fprintf(stderr, "vmingest sub: %s: %s\n", vmi_strerror(rc),
+			    vmi_sub_error(sub));
+			if (rc == VMI_E_LOST)
+				lost = 1;
+			continue;
+		}
 		if (rc != VMI_OK) {
 			fprintf(stderr, "vmingest sub: %s: %s\n", vmi_strerror(rc),
 			    vmi_sub_error(sub));
@@ -596,6 +612,8 @@ cmd_sub(int argc, char **argv)
 		json_object_set_new(j, "replayed", json_integer((json_int_t)st.replayed));
 		json_object_set_new(j, "duplicates", json_integer((json_int_t)st.duplicates));
 		json_object_set_new(j, "gaps", json_integer((json_int_t)st.gaps));
+		json_object_set_new(j, "lost", json_integer((json_int_t)st.lost));
+		json_object_set_new(j, "malformed", json_integer((json_int_t)st.malformed));
 		json_object_set_new(j, "resyncs", json_integer((json_int_t)st.resyncs));
 		json_object_set_new(j, "heartbeats", json_integer((json_int_t)st.heartbeats));
 		json_object_set_new(j, "checkpoints", json_integer((json_int_t)st.checkpoints));
@@ -614,6 +632,8 @@ cmd_sub(int argc, char **argv)
 		fprintf(stderr, "vmingest sub: %s\n", vmi_sub_error(sub));
 		status = 2;
 	}
+	if (status == 0 && lost)
+		status = 3;
 out:
 	raw_fetch_close(&rf);
 	/* a record whose output failed must come again after a restart */

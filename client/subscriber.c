@@ -54,6 +54,8 @@
 #define SUB_BUFFER_MAX	200000	/* live messages held during a catch-up */
 #define SUB_BUFFER_BYTES (256u << 20)	/* and their bytes */
 #define SUB_CKPT_MIN_MS	100	/* least interval of checkpoints while idle */
+#define SUB_CKPT_RETRY_MS 1000	/* after a failed checkpoint write */
+#define SUB_MAX_PREFIXES 64	/* what the replay service accepts */
 #define SUB_MAX_TOPICS	100000
 #define SUB_FRAME_MAX	(256u << 20)
 
@@ -86,6 +88,15 @@ struct vmi_sub {
 	int64_t	 ck_ms;		/* last checkpoint written */
 
 	unsigned since_ck;
+	int	 ck_failed;	/* the last checkpoint write failed (said once) */
+
+	/* heartbeat parts of one head_seq seen in a row, none showing a loss */
+	uint64_t hb_head;
+	uint32_t hb_next;	/* the part expected next, 0: none under way */
+
+	/* a record held back while VMI_E_LOST is returned before it */
+	struct vmi_msg held;
+	int	 have_held;
 
 	/*
 	 * The position before the record last returned, for
@@ -115,6 +126,7 @@ vmi_strerror(int e)
 	case VMI_E_CHECKPOINT: return "checkpoint error";
 	case VMI_E_INVAL: return "invalid argument";
 	case VMI_E_SERVER: return "replay service error";
+	case VMI_E_LOST: return "records lost: no longer in the log";
 	default: return "unknown error";
 	}
 }
@@ -135,6 +147,20 @@ static int
 prefix_match(const struct vmi_sub *s, const char *topic)
 {
 	return topic_prefix_match(topic, s->prefixes, s->n_prefixes);
+}
+
+/*
+ * A topic or prefix as the daemon makes them ([a-z0-9_.-], under 256
+ * bytes): anything else from the wire is malformed, and must never reach
+ * the checkpoint file, whose format it could break.
+ */
+static int
+topic_ok(const char *t, int empty_ok)
+{
+	size_t	 n = strlen(t);
+
+	return (n > 0 || empty_ok) && n < 256 &&
+	    strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_-.") == n;
 }
 
 static uint64_t
@@ -247,6 +273,7 @@ vmi_sub_open(struct vmi_sub **out, const struct vmi_sub_opts *o, char *err,
 	struct checkpoint ck;
 	size_t	 i;
 	int	 zero = 0, rc, hwm;
+	int64_t	 maxmsg = SUB_FRAME_MAX;
 
 	*out = NULL;
 	if (o->endpoint == NULL || o->replay_endpoint == NULL) {
@@ -260,6 +287,17 @@ vmi_sub_open(struct vmi_sub **out, const struct vmi_sub_opts *o, char *err,
 		    "(40 Z85 characters each)");
 		return VMI_E_INVAL;
 	}
+	if (o->n_prefixes > SUB_MAX_PREFIXES) {
+		snprintf(err, errlen, "at most %d topic prefixes", SUB_MAX_PREFIXES);
+		return VMI_E_INVAL;
+	}
+	for (i = 0; i < o->n_prefixes; i++)
+		if (o->prefixes[i] == NULL || !topic_ok(o->prefixes[i], 1)) {
+			snprintf(err, errlen, "bad topic prefix (a-z 0-9 _ - . and "
+			    "under 256 bytes): %.64s", o->prefixes[i] ?
+			    o->prefixes[i] : "(null)");
+			return VMI_E_INVAL;
+		}
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		abort();
 	s->endpoint = dupn(o->endpoint);
@@ -308,6 +346,9 @@ vmi_sub_open(struct vmi_sub **out, const struct vmi_sub_opts *o, char *err,
 		goto zerr;
 	zmq_setsockopt(s->sub, ZMQ_LINGER, &zero, sizeof(zero));
 	zmq_setsockopt(s->dealer, ZMQ_LINGER, &zero, sizeof(zero));
+	/* libzmq refuses a bigger frame before allocating it */
+	zmq_setsockopt(s->sub, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+	zmq_setsockopt(s->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
 	if (o->rcvhwm > 0) {
 		hwm = o->rcvhwm;
 		zmq_setsockopt(s->sub, ZMQ_RCVHWM, &hwm, sizeof(hwm));
@@ -406,14 +447,56 @@ check_epoch(struct vmi_sub *s, uint64_t epoch)
 }
 
 /*
- * A record (live or replayed).  1 delivered into *msg, 0 dropped (dup),
- * 2 a gap was found (resync scheduled, nothing delivered).
+ * Hand a record over: it becomes known on each of its subscribed topics
+ * (remembering the previous values for vmi_sub_close_unprocessed).
+ */
+static void
+deliver(struct vmi_sub *s, struct vmi_msg *msg)
+{
+	Vmingest__Record *rec = msg->rec;
+	size_t	 i;
+
+	undo_clear(s);
+	for (i = 0; i < rec->n_topics; i++)
+		if (prefix_match(s, rec->topics[i]->topic)) {
+			undo_add(s, rec->topics[i]->topic);
+			known_set(s, rec->topics[i]->topic, rec->topics[i]->topic_seq);
+		}
+	if (msg->seq > s->last_seq)
+		s->last_seq = msg->seq;
+	s->dirty = 1;
+	s->st.delivered++;
+	if (msg->replayed)
+		s->st.replayed++;
+	else
+		s->st.live++;
+	s->since_ck++;
+}
+
+/* Say what was lost (the first topic names it), count it. */
+static void
+note_lost(struct vmi_sub *s, const char *topic, uint64_t from, uint64_t to,
+    uint64_t total, const char *how)
+{
+	s->st.lost += total;
+	snprintf(s->error, sizeof(s->error), "%llu record(s) no longer in the "
+	    "log (removed by retention before they were delivered), first "
+	    "topic %s topic_seq %llu-%llu%s", (unsigned long long)total, topic,
+	    (unsigned long long)from, (unsigned long long)to, how);
+}
+
+/*
+ * A record (live or replayed).  1 delivered into *msg, 0 dropped (dup,
+ * malformed), 2 a gap was found (resync scheduled, nothing delivered),
+ * 3 records before it are lost: it is held, VMI_E_LOST comes first.
  */
 static int
 take_record(struct vmi_sub *s, const Vmingest__Envelope *env, const char *ftopic,
     zmq_msg_t *body, int replayed, struct vmi_msg *msg)
 {
 	Vmingest__Record *rec;
+	const char *ltopic = NULL;
+	uint64_t lfrom = 0, lto = 0, lost = 0;
 	size_t	 i;
 	int	 any = 0, fresh = 0, gap = 0;
 
@@ -422,12 +505,21 @@ take_record(struct vmi_sub *s, const Vmingest__Envelope *env, const char *ftopic
 		return 0;
 	}
 	if ((rec = vmingest__record__unpack(NULL, zmq_msg_size(body),
-	    zmq_msg_data(body))) == NULL)
+	    zmq_msg_data(body))) == NULL || !topic_ok(ftopic, 0)) {
+		s->st.malformed++;
+		if (rec != NULL)
+			vmingest__record__free_unpacked(rec, NULL);
 		return 0;
+	}
 	for (i = 0; i < rec->n_topics; i++) {
 		const Vmingest__TopicSeq *t = rec->topics[i];
 		uint64_t k;
 
+		if (!topic_ok(t->topic, 0)) {
+			s->st.malformed++;
+			vmingest__record__free_unpacked(rec, NULL);
+			return 0;
+		}
 		if (!prefix_match(s, t->topic))
 			continue;
 		any = 1;
@@ -437,8 +529,15 @@ take_record(struct vmi_sub *s, const Vmingest__Envelope *env, const char *ftopic
 		if (t->topic_seq > k + 1) {
 			if (!replayed)
 				gap = 1;
-			else if (k > 0)
-				s->st.lost++;	/* not in the log (retention) */
+			else if (k > 0) {
+				/* the log itself jumps: removed by retention */
+				if (ltopic == NULL) {
+					ltopic = t->topic;
+					lfrom = k + 1;
+					lto = t->topic_seq - 1;
+				}
+				lost += t->topic_seq - 1 - k;
+			}
 		}
 	}
 	if (gap) {
@@ -454,15 +553,6 @@ take_record(struct vmi_sub *s, const Vmingest__Envelope *env, const char *ftopic
 		vmingest__record__free_unpacked(rec, NULL);
 		return 0;
 	}
-	undo_clear(s);
-	for (i = 0; i < rec->n_topics; i++)
-		if (prefix_match(s, rec->topics[i]->topic)) {
-			undo_add(s, rec->topics[i]->topic);
-			known_set(s, rec->topics[i]->topic, rec->topics[i]->topic_seq);
-		}
-	if (env->seq > s->last_seq)
-		s->last_seq = env->seq;
-	s->dirty = 1;
 	memset(msg, 0, sizeof(*msg));
 	msg->rec = rec;
 	snprintf(msg->topic, sizeof(msg->topic), "%s", ftopic);
@@ -471,13 +561,66 @@ take_record(struct vmi_sub *s, const Vmingest__Envelope *env, const char *ftopic
 	msg->topic_seq = env->topic_seq;
 	msg->replayed = replayed;
 	msg->sent_at_us = env->sent_at_us;
-	s->st.delivered++;
-	if (replayed)
-		s->st.replayed++;
-	else
-		s->st.live++;
-	s->since_ck++;
+	if (lost > 0) {
+		note_lost(s, ltopic, lfrom, lto, lost, "");
+		s->held = *msg;
+		s->have_held = 1;
+		memset(msg, 0, sizeof(*msg));
+		return 3;
+	}
+	deliver(s, msg);
 	return 1;
+}
+
+/*
+ * A heartbeat (or one part of it).  The watermark moves to its head_seq
+ * only when every part was seen, in a row, and none named a head we have
+ * not reached: then every record sent before it has been delivered.
+ */
+static void
+take_heartbeat(struct vmi_sub *s, const Vmingest__Envelope *env)
+{
+	size_t	 i;
+	int	 whole;
+
+	s->st.heartbeats++;
+	s->st.head_seq = env->head_seq;
+	for (i = 0; i < env->n_heads; i++) {
+		const Vmingest__TopicHead *h = env->heads[i];
+
+		if (!topic_ok(h->topic, 0)) {
+			s->st.malformed++;
+			continue;
+		}
+		if (prefix_match(s, h->topic) &&
+		    h->topic_seq > known_get(s, h->topic)) {
+			s->st.gaps++;
+			s->hb_next = 0;
+			resync(s);
+			return;
+		}
+	}
+	if (env->parts == 0) {
+		/* a daemon without part numbers: a full part may not be the last */
+		whole = env->n_heads < VMI_HEARTBEAT_MAX_HEADS;
+	} else if (env->part == 1 || env->parts == 1) {
+		s->hb_head = env->head_seq;
+		s->hb_next = 2;
+		whole = env->parts == 1;
+	} else if (env->part == s->hb_next && env->head_seq == s->hb_head) {
+		s->hb_next++;
+		whole = env->part == env->parts;
+	} else {
+		s->hb_next = 0;		/* a part is missing: wait for the next one */
+		whole = 0;
+	}
+	if (whole) {
+		s->hb_next = 0;
+		if (s->state == ST_LIVE && env->head_seq > s->safe_seq) {
+			s->safe_seq = env->head_seq;
+			s->dirty = 1;
+		}
+	}
 }
 
 /* A live message [topic][Envelope]([Record]).  1 delivered, 0 not, <0 error. */
@@ -486,7 +629,7 @@ handle_live(struct vmi_sub *s, struct live_msg *m, struct vmi_msg *msg)
 {
 	Vmingest__Envelope *env;
 	char	 topic[256];
-	size_t	 i, tl;
+	size_t	 tl;
 	int	 rc = 0;
 
 	if (m->n < 2 || (tl = zmq_msg_size(&m->f[0])) >= sizeof(topic))
@@ -494,37 +637,16 @@ handle_live(struct vmi_sub *s, struct live_msg *m, struct vmi_msg *msg)
 	memcpy(topic, zmq_msg_data(&m->f[0]), tl);
 	topic[tl] = '\0';
 	if ((env = vmingest__envelope__unpack(NULL, zmq_msg_size(&m->f[1]),
-	    zmq_msg_data(&m->f[1]))) == NULL)
+	    zmq_msg_data(&m->f[1]))) == NULL) {
+		s->st.malformed++;
 		return 0;
+	}
 	if ((rc = check_epoch(s, env->epoch)) != 0)
 		goto out;
-	if (env->kind == VMINGEST__ENVELOPE__KIND__HEARTBEAT) {
-		s->st.heartbeats++;
-		s->st.head_seq = env->head_seq;
-		for (i = 0; i < env->n_heads; i++) {
-			const Vmingest__TopicHead *h = env->heads[i];
-
-			if (prefix_match(s, h->topic) &&
-			    h->topic_seq > known_get(s, h->topic)) {
-				s->st.gaps++;
-				resync(s);
-				break;
-			}
-		}
-		/*
-		 * No loss: every record sent before this heartbeat has been
-		 * delivered, so the watermark moves to its head_seq.  Not on
-		 * a part of a split heartbeat (a full one: the other parts
-		 * may name a topic we are behind on).
-		 */
-		if (s->state == ST_LIVE && env->n_heads < VMI_HEARTBEAT_MAX_HEADS &&
-		    env->head_seq > s->safe_seq) {
-			s->safe_seq = env->head_seq;
-			s->dirty = 1;
-		}
-	} else if (env->kind == VMINGEST__ENVELOPE__KIND__RECORD && m->n == 3) {
+	if (env->kind == VMINGEST__ENVELOPE__KIND__HEARTBEAT)
+		take_heartbeat(s, env);
+	else if (env->kind == VMINGEST__ENVELOPE__KIND__RECORD && m->n == 3)
 		rc = take_record(s, env, topic, &m->f[2], 0, msg) == 1 ? 1 : 0;
-	}
 out:
 	vmingest__envelope__free_unpacked(env, NULL);
 	return rc;
@@ -535,6 +657,8 @@ static int
 handle_replay(struct vmi_sub *s, zmq_msg_t *f, int n, struct vmi_msg *msg)
 {
 	Vmingest__Envelope *env;
+	const char *ltopic = NULL;
+	uint64_t lfrom = 0, lto = 0, lost = 0, k;
 	char	 topic[256];
 	size_t	 i, tl;
 	int	 rc = 0;
@@ -544,32 +668,63 @@ handle_replay(struct vmi_sub *s, zmq_msg_t *f, int n, struct vmi_msg *msg)
 	memcpy(topic, zmq_msg_data(&f[0]), tl);
 	topic[tl] = '\0';
 	if ((env = vmingest__envelope__unpack(NULL, zmq_msg_size(&f[1]),
-	    zmq_msg_data(&f[1]))) == NULL)
+	    zmq_msg_data(&f[1]))) == NULL) {
+		s->st.malformed++;
 		return 0;
+	}
 	if (env->request_id != s->req_id) {	/* a stale stream */
 		vmingest__envelope__free_unpacked(env, NULL);
 		return 0;
 	}
+	/* any reply of ours, PROGRESS included, shows the service is there */
 	s->req_ms = (util_mono_us() / 1000);
 	if ((rc = check_epoch(s, env->epoch)) != 0)
 		goto out;
 	switch (env->kind) {
 	case VMINGEST__ENVELOPE__KIND__RECORD:
 		if (n >= 3)
-			rc = take_record(s, env, topic, &f[2], 1, msg) == 1 ? 1 : 0;
+			switch (take_record(s, env, topic, &f[2], 1, msg)) {
+			case 1: rc = 1; break;
+			case 3: rc = VMI_E_LOST; break;
+			default: rc = 0; break;
+			}
 		break;
 	case VMINGEST__ENVELOPE__KIND__BATCH_END:
 		send_more(s);
 		break;
 	case VMINGEST__ENVELOPE__KIND__REPLAY_END:
-		/* everything up to env->seq has been delivered; adopt the heads */
+		/*
+		 * Everything up to env->seq has been delivered.  A topic whose
+		 * head is past what we got had records in that range that
+		 * the log no longer has (a catch-up "from now" fetches none).
+		 */
+		for (i = 0; i < env->n_heads && !s->head_only; i++) {
+			const Vmingest__TopicHead *h = env->heads[i];
+
+			if (!topic_ok(h->topic, 0) || !prefix_match(s, h->topic))
+				continue;
+			if ((k = known_get(s, h->topic)) > 0 && h->topic_seq > k) {
+				if (ltopic == NULL) {
+					ltopic = h->topic;
+					lfrom = k + 1;
+					lto = h->topic_seq;
+				}
+				lost += h->topic_seq - k;
+			}
+		}
+		if (lost > 0) {
+			note_lost(s, ltopic, lfrom, lto, lost, " (the newest of "
+			    "their topics)");
+			rc = VMI_E_LOST;
+		}
 		if (env->seq > s->safe_seq)
 			s->safe_seq = env->seq;
 		if (env->seq > s->last_seq)
 			s->last_seq = env->seq;
 		s->dirty = 1;
 		for (i = 0; i < env->n_heads; i++)
-			if (prefix_match(s, env->heads[i]->topic))
+			if (topic_ok(env->heads[i]->topic, 0) &&
+			    prefix_match(s, env->heads[i]->topic))
 				known_set(s, env->heads[i]->topic,
 				    env->heads[i]->topic_seq);
 		s->head_only = 0;
@@ -579,10 +734,11 @@ handle_replay(struct vmi_sub *s, zmq_msg_t *f, int n, struct vmi_msg *msg)
 	case VMINGEST__ENVELOPE__KIND__ERROR:
 		snprintf(s->error, sizeof(s->error), "replay service: %s",
 		    env->error ? env->error : "?");
-		/* retried after replay_timeout_ms */
+		/* said to the caller; retried after replay_timeout_ms */
+		rc = VMI_E_SERVER;
 		break;
 	default:
-		break;
+		break;		/* PROGRESS, or a kind newer than us */
 	}
 out:
 	vmingest__envelope__free_unpacked(env, NULL);
@@ -623,14 +779,38 @@ close_frames(zmq_msg_t *f, int n)
 		zmq_msg_close(&f[i]);
 }
 
-static void
+/* Least ms between two checkpoint writes from here on. */
+static int64_t
+ck_interval(const struct vmi_sub *s)
+{
+	return s->ck_failed ? SUB_CKPT_RETRY_MS : SUB_CKPT_MIN_MS;
+}
+
+/*
+ * Write the checkpoint if it is due (force: whenever the position moved).
+ * A failed write is returned once (VMI_E_CHECKPOINT), then retried every
+ * SUB_CKPT_RETRY_MS; records go on being delivered meanwhile (a crash
+ * then only re-delivers more: at-least-once holds).
+ */
+static int
 maybe_checkpoint(struct vmi_sub *s, int force)
 {
+	int64_t	 now;
+
 	if (s->checkpoint == NULL || !s->have_epoch || !s->dirty)
-		return;
+		return VMI_OK;
 	if (!force && s->since_ck < s->checkpoint_every)
-		return;
-	vmi_sub_checkpoint(s);
+		return VMI_OK;
+	now = util_mono_us() / 1000;
+	if (s->ck_failed && now - s->ck_ms < SUB_CKPT_RETRY_MS)
+		return VMI_OK;
+	if (vmi_sub_checkpoint(s) == VMI_OK)
+		return VMI_OK;
+	s->ck_ms = now;
+	if (s->ck_failed)
+		return VMI_OK;		/* said already */
+	s->ck_failed = 1;
+	return VMI_E_CHECKPOINT;
 }
 
 int
@@ -668,6 +848,7 @@ vmi_sub_checkpoint(struct vmi_sub *s)
 	s->dirty = 0;
 	s->ck_ms = (util_mono_us() / 1000);
 	s->since_ck = 0;
+	s->ck_failed = 0;
 	s->st.checkpoints++;
 	return VMI_OK;
 }
@@ -685,7 +866,16 @@ vmi_sub_next(struct vmi_sub *s, struct vmi_msg *msg, int timeout_ms)
 		return s->failed;
 	/* the previous record has been processed: maybe checkpoint it */
 	undo_clear(s);
-	maybe_checkpoint(s, 0);
+	if ((rc = maybe_checkpoint(s, 0)) != VMI_OK)
+		return rc;
+	if (s->have_held) {
+		/* the record that revealed the loss VMI_E_LOST reported */
+		*msg = s->held;
+		memset(&s->held, 0, sizeof(s->held));
+		s->have_held = 0;
+		deliver(s, msg);
+		return VMI_OK;
+	}
 	for (;;) {
 		if (s->state == ST_NEED_SYNC) {
 			if (send_request(s) != 0) {
@@ -757,14 +947,15 @@ vmi_sub_next(struct vmi_sub *s, struct vmi_msg *msg, int timeout_ms)
 		 * fsync per record); come back when the interval is over.
 		 */
 		if (s->checkpoint != NULL && s->have_epoch && s->dirty &&
-		    now - s->ck_ms >= SUB_CKPT_MIN_MS)
-			maybe_checkpoint(s, 1);
+		    now - s->ck_ms >= ck_interval(s) &&
+		    (rc = maybe_checkpoint(s, 1)) != VMI_OK)
+			return rc;
 		if (now >= deadline)
 			return VMI_E_TIMEOUT;
 		wait = deadline - now;
 		if (s->checkpoint != NULL && s->have_epoch && s->dirty &&
-		    wait > SUB_CKPT_MIN_MS - (now - s->ck_ms))
-			wait = SUB_CKPT_MIN_MS - (now - s->ck_ms);
+		    wait > ck_interval(s) - (now - s->ck_ms))
+			wait = ck_interval(s) - (now - s->ck_ms);
 		if (s->state == ST_SYNC && wait > s->replay_timeout_ms - (now - s->req_ms))
 			wait = s->replay_timeout_ms - (now - s->req_ms);
 		if (s->state == ST_LIVE && wait > s->silence_ms - (now - s->live_ms))
@@ -837,8 +1028,11 @@ vmi_sub_close(struct vmi_sub *s)
 
 	if (s == NULL)
 		return;
-	if (!s->failed)
-		maybe_checkpoint(s, 1);
+	/* a last write even while failed writes are being backed off */
+	if (!s->failed && s->checkpoint != NULL && s->have_epoch && s->dirty)
+		vmi_sub_checkpoint(s);
+	if (s->have_held)
+		vmi_msg_clear(&s->held);
 	if (s->buffer != NULL) {
 		buffer_clear(s);
 		g_queue_free(s->buffer);

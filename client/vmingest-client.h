@@ -53,6 +53,22 @@
  * checkpoint sees those records again (at-least-once); it never misses
  * one.
  *
+ * Losses: the log keeps records only as long as retention allows.  When
+ * the subscriber finds that records it was due to deliver are no longer
+ * there (a topic_seq jump inside the log, or a topic's head past what it
+ * has with nothing left to fetch), vmi_sub_next returns VMI_E_LOST once
+ * for that finding; vmi_sub_error names the first topic and its
+ * topic_seq range, stats.lost counts the records.  Not sticky: the next
+ * call goes on, starting with the record that revealed the loss.  A
+ * subscriber that starts from the log's beginning (or at a seq) is not
+ * told of records removed before its start position on topics it had
+ * never seen.
+ *
+ * Other non-sticky returns of vmi_sub_next: VMI_E_SERVER (the replay
+ * service refused a request: vmi_sub_error has its reason; it is retried),
+ * VMI_E_CHECKPOINT (the checkpoint file could not be written; said once,
+ * retried every second; records go on being delivered).
+ *
  * Threads: a struct vmi_sub belongs to one thread at a time (it owns two
  * ZeroMQ sockets).  Different subscribers may run in different threads.
  *
@@ -75,6 +91,8 @@
 #define VMI_E_CHECKPOINT (-4)	/* checkpoint file unreadable or unwritable */
 #define VMI_E_INVAL	(-5)	/* bad option */
 #define VMI_E_SERVER	(-6)	/* the replay service refused our request */
+#define VMI_E_LOST	(-7)	/* records of the subscription are no longer
+				   in the log (see "Losses") */
 
 /* start positions (opts.from) when there is no checkpoint */
 #define VMI_FROM_NOW	0	/* only records committed after the start */
@@ -130,21 +148,27 @@ struct vmi_sub_stats {
 	uint64_t buffered_dropped;	/* live messages not buffered during a catch-up */
 	uint64_t checkpoints;		/* checkpoint files written */
 	uint64_t head_seq;		/* daemon's head seq at the last heartbeat */
-	uint64_t lost;			/* topic_seq jumps inside the log itself
-					   (records removed by retention) */
+	uint64_t lost;			/* records no longer in the log when they
+					   were to be delivered (VMI_E_LOST) */
+	uint64_t malformed;		/* messages from the daemon that do not
+					   decode or name a bad topic: dropped */
 };
 
 /*
  * Create a subscriber.  Returns VMI_OK and *out, or a VMI_E_* code with a
- * message in err.  Reads the checkpoint file if opts->checkpoint names
- * one that exists.  The strings in opts are copied.
+ * message in err (VMI_E_INVAL: no endpoints, bad CURVE keys, more than 64
+ * prefixes or one outside [a-z0-9_.-] or of 256 bytes or more).  Reads
+ * the checkpoint file if opts->checkpoint names one that exists.  The
+ * strings in opts are copied.
  */
 int	 vmi_sub_open(struct vmi_sub **out, const struct vmi_sub_opts *opts,
 	    char *err, size_t errlen);
 
 /*
  * Wait up to timeout_ms (-1: for ever) for the next record.  VMI_OK with
- * *msg filled, VMI_E_TIMEOUT, or an error (VMI_E_EPOCH is sticky).
+ * *msg filled, VMI_E_TIMEOUT, VMI_E_LOST / VMI_E_SERVER /
+ * VMI_E_CHECKPOINT (call again to go on), or an error (VMI_E_EPOCH is
+ * sticky).
  */
 int	 vmi_sub_next(struct vmi_sub *, struct vmi_msg *msg, int timeout_ms);
 

@@ -280,7 +280,11 @@ send_heartbeat(struct publisher *p)
 	env.head_seq = p->head_seq;
 	env.sent_at_us = util_now_us();
 	env.topic = pb_str(PUBLISH_HB_TOPIC);
+	/* parts numbered, so a subscriber can tell it saw the whole heartbeat */
+	env.parts = n > 0 ? (uint32_t)((n + PUBLISH_HB_HEADS - 1) / PUBLISH_HB_HEADS) : 1;
+	env.part = 0;
 	do {
+		env.part++;
 		env.heads = thp ? thp + off : NULL;
 		env.n_heads = n - off > PUBLISH_HB_HEADS ? PUBLISH_HB_HEADS : n - off;
 		if (send_frame(p->pub, PUBLISH_HB_TOPIC, strlen(PUBLISH_HB_TOPIC),

@@ -10,7 +10,11 @@
  * reset the snapshot.  When the credit is used the stream sends BATCH_END
  * and waits for a `more` request; at the end (head, to_seq or
  * max_records) it sends REPLAY_END with the covered seq, the store head
- * and the topic heads matching the request, from the same snapshot.
+ * and the topic heads matching the request (all of them), from the same
+ * snapshot.  A stream that has sent nothing for [publish]
+ * replay_progress_ms while it scans records that do not match sends
+ * PROGRESS, so that the client does not take the silence for a dead
+ * daemon and start again.
  *
  * A record is sent once, on the first of its topics that matches the
  * request, as [topic][Envelope][Record] (+ [raw] with with_raw).  Only
@@ -41,7 +45,6 @@
 
 #define REPLAY_MAX_PREFIXES	64
 #define REPLAY_MAX_FROM		1024
-#define REPLAY_MAX_HEADS	4096
 #define REPLAY_BUDGET_MS	5
 #define REPLAY_ID_MAX		256
 
@@ -74,6 +77,7 @@ struct stream {
 	int	 with_raw;
 	int	 waiting;	/* BATCH_END sent, waiting for `more` */
 	int64_t	 last_ms;
+	int64_t	 told_ms;	/* last reply of any kind sent to the client */
 	uint64_t last_sent;	/* seq of the last record sent */
 };
 
@@ -195,12 +199,11 @@ send_error(struct replay *rp, const uint8_t *id, size_t idlen, int delim,
 	count(rp, 0, 0, 1);
 }
 
+/* The topic heads a REPLAY_END carries: every topic the request matches. */
 struct heads_arg {
 	const struct stream *s;
 	Vmingest__TopicHead *th;
-	Vmingest__TopicHead **thp;
-	size_t	 n;
-	char	 names[REPLAY_MAX_HEADS][256];
+	size_t	 n, cap;
 };
 
 static int
@@ -210,41 +213,51 @@ heads_cb(const char *topic, uint64_t head, void *arg)
 
 	if (!prefix_match(a->s, topic))
 		return 0;
-	if (a->n >= REPLAY_MAX_HEADS)
-		return 1;
-	snprintf(a->names[a->n], sizeof(a->names[a->n]), "%s", topic);
+	if (a->n == a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 64;
+		if ((a->th = reallocarray(a->th, a->cap, sizeof(*a->th))) == NULL)
+			log_fatal("reallocarray");
+	}
 	vmingest__topic_head__init(&a->th[a->n]);
-	a->th[a->n].topic = a->names[a->n];
+	if ((a->th[a->n].topic = strdup(topic)) == NULL)
+		log_fatal("strdup");
 	a->th[a->n].topic_seq = head;
-	a->thp[a->n] = &a->th[a->n];
 	a->n++;
 	return 0;
 }
 
-/* REPLAY_END from the current snapshot: covered seq, head, topic heads. */
+/*
+ * REPLAY_END from the current snapshot: covered seq, head, topic heads.
+ * Every matching topic is listed (the client adopts them as known: one
+ * left out would look like a loss at the next heartbeat).
+ */
 static void
 send_end(struct replay *rp, const struct stream *s, uint64_t covered)
 {
 	Vmingest__Envelope env = VMINGEST__ENVELOPE__INIT;
-	struct heads_arg *a;
+	Vmingest__TopicHead **thp = NULL;
+	struct heads_arg a;
+	size_t	 i;
 
-	if ((a = calloc(1, sizeof(*a))) == NULL ||
-	    (a->th = calloc(REPLAY_MAX_HEADS, sizeof(*a->th))) == NULL ||
-	    (a->thp = calloc(REPLAY_MAX_HEADS, sizeof(*a->thp))) == NULL)
-		log_fatal("calloc");
-	a->s = s;
+	memset(&a, 0, sizeof(a));
+	a.s = s;
 	env.kind = VMINGEST__ENVELOPE__KIND__REPLAY_END;
 	env.head_seq = store_head(rp->r);
 	env.seq = covered;
 	env.request_id = s->request_id;
 	if (!s->quarantined_only)
-		store_topics(rp->r, heads_cb, a);
-	env.heads = a->thp;
-	env.n_heads = a->n;
+		store_topics(rp->r, heads_cb, &a);
+	if (a.n > 0 && (thp = calloc(a.n, sizeof(*thp))) == NULL)
+		log_fatal("calloc");
+	for (i = 0; i < a.n; i++)
+		thp[i] = &a.th[i];
+	env.heads = thp;
+	env.n_heads = a.n;
 	send_control(rp, s->id, s->idlen, s->delim, &env);
-	free(a->th);
-	free(a->thp);
-	free(a);
+	for (i = 0; i < a.n; i++)
+		free(a.th[i].topic);
+	free(a.th);
+	free(thp);
 }
 
 /*
@@ -558,6 +571,8 @@ serve_batch(struct replay *rp, struct stream *s)
 	}
 	store_rreset(rp->r);
 	count(rp, 0, sent, 0);
+	if (sent > 0)
+		s->told_ms = s->last_ms;
 	if (s->left == 0 || bytes >= REPLAY_BATCH_BYTES) {
 		env.kind = VMINGEST__ENVELOPE__KIND__BATCH_END;
 		env.seq = s->next_seq - 1;
@@ -565,6 +580,16 @@ serve_batch(struct replay *rp, struct stream *s)
 		env.head_seq = head;
 		send_control(rp, s->id, s->idlen, s->delim, &env);
 		s->waiting = 1;
+		s->told_ms = s->last_ms;
+	} else if (s->last_ms - s->told_ms >=
+	    (int64_t)rp->cf->publish.replay_progress_ms) {
+		/* a long scan past records that do not match: still here */
+		env.kind = VMINGEST__ENVELOPE__KIND__PROGRESS;
+		env.seq = s->next_seq - 1;
+		env.request_id = s->request_id;
+		env.head_seq = head;
+		send_control(rp, s->id, s->idlen, s->delim, &env);
+		s->told_ms = s->last_ms;
 	}
 }
 
@@ -660,7 +685,7 @@ handle_request(struct replay *rp, const uint8_t *id, size_t idlen, int delim,
 		}
 		s->waiting = 0;
 		s->left = q->credit ? credit : s->credit;
-		s->last_ms = (util_mono_us() / 1000);
+		s->last_ms = s->told_ms = (util_mono_us() / 1000);
 		goto out;
 	}
 	if (q->n_prefixes > REPLAY_MAX_PREFIXES)
@@ -711,7 +736,7 @@ handle_request(struct replay *rp, const uint8_t *id, size_t idlen, int delim,
 	s->credit = s->left = credit;
 	s->quarantined_only = q->quarantined_only;
 	s->with_raw = q->with_raw;
-	s->last_ms = (util_mono_us() / 1000);
+	s->last_ms = s->told_ms = (util_mono_us() / 1000);
 	if (stream_begin(rp, s, q) != 0) {
 		send_error(rp, id, idlen, delim, q->request_id, "store read failed");
 		stream_clear(s);

@@ -100,6 +100,7 @@ static const struct ckey ckeys[] = {
 	{ "publish", "heartbeat_ms", C_UINT, O(publish.heartbeat_ms), "1000", 10, 3600000 },
 	{ "publish", "sndhwm", C_UINT, O(publish.sndhwm), "10000", 1, 10000000 },
 	{ "publish", "replay_batch", C_UINT, O(publish.replay_batch), "256", 1, 100000 },
+	{ "publish", "replay_progress_ms", C_UINT, O(publish.replay_progress_ms), "1000", 1, 60000 },
 	{ "publish", "curve_secret_key_file", C_STR_OPT, O(publish.curve_secret_key_file), "", 0, 0 },
 	{ "publish", "authorized_keys_dir", C_STR_OPT, O(publish.authorized_keys_dir), "", 0, 0 },
 	{ "publish", "allow_insecure", C_BOOL, O(publish.allow_insecure), "no", 0, 1 },

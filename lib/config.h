@@ -81,6 +81,7 @@ struct config {
 		unsigned heartbeat_ms;
 		unsigned sndhwm;
 		unsigned replay_batch;
+		unsigned replay_progress_ms;
 		char	*curve_secret_key_file;
 		char	*authorized_keys_dir;
 		int	 allow_insecure;

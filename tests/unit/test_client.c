@@ -4,6 +4,7 @@
  * ipc:// in a temp dir): catch-up from the log, the seam, a topic_seq
  * jump, a heartbeat ahead, an epoch change.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -90,6 +91,12 @@ test_checkpoint_malformed(void **state)
 		"vmingest-checkpoint 1\nseq 12\ntopic BAD/TOPIC 3\n",
 		"vmingest-checkpoint 1\nseq 12\nwhat is this\n",
 		"vmingest-checkpoint 1\nseq 12",		/* cut: no newline */
+		"vmingest-checkpoint 1\n",			/* no position at all */
+		"vmingest-checkpoint 1\nepoch 00000000000000ab\n",	/* no seq */
+		"vmingest-checkpoint 1\nepoch ab\nseq -1\n",	/* not 2^64-1 */
+		"vmingest-checkpoint 1\nepoch ab\nseq 3\ntopic a -2\n",
+		"vmingest-checkpoint 1\nepoch ab\nseq 3x\n",
+		"vmingest-checkpoint 1\nepoch ab\nseq 3\ntopic a 1 2\n",
 	};
 	struct checkpoint rd;
 	char	 path[512], err[256];
@@ -102,6 +109,29 @@ test_checkpoint_malformed(void **state)
 		assert_int_equal(checkpoint_read(path, &rd, err, sizeof(err)), -1);
 		assert_true(err[0] != '\0');
 	}
+}
+
+/* A topic no daemon makes is never written: it could break the format. */
+static void
+test_checkpoint_refuses_bad_topic(void **state)
+{
+	struct checkpoint ck = { 0 }, rd;
+	struct checkpoint_topic t[2] = { { "a", 1 }, { "b 1\nseq 999", 1 } };
+	char	 path[512], err[256];
+
+	snprintf(path, sizeof(path), "%s/badtopic.ckpt", tmpdir);
+	ck.epoch = 1;
+	ck.seq = 2;
+	ck.topics = t;
+	ck.n_topics = 2;
+	assert_int_equal(checkpoint_write(path, &ck), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(checkpoint_read(path, &rd, err, sizeof(err)), 1);
+	ck.n_topics = 1;
+	assert_int_equal(checkpoint_write(path, &ck), 0);
+	assert_int_equal(checkpoint_read(path, &rd, err, sizeof(err)), 0);
+	assert_int_equal(rd.n_topics, 1);
+	checkpoint_free(&rd);
 }
 
 /* ---- a scripted fake daemon ---- */
@@ -585,6 +615,23 @@ test_sub_bad_options(void **state)
 	o.replay_endpoint = "ipc:///nonexistent/y";
 	o.server_key = "short";
 	assert_int_equal(vmi_sub_open(&s, &o, err, sizeof(err)), VMI_E_INVAL);
+	o.server_key = NULL;
+	{
+		/* the replay service would refuse them, for ever */
+		const char *upper[] = { "rn.", "Mail." };
+		const char *many[65];
+		size_t	 i;
+
+		o.prefixes = upper;
+		o.n_prefixes = 2;
+		assert_int_equal(vmi_sub_open(&s, &o, err, sizeof(err)), VMI_E_INVAL);
+		assert_non_null(strstr(err, "Mail."));
+		for (i = 0; i < 65; i++)
+			many[i] = "rn.";
+		o.prefixes = many;
+		o.n_prefixes = 65;
+		assert_int_equal(vmi_sub_open(&s, &o, err, sizeof(err)), VMI_E_INVAL);
+	}
 }
 
 int
@@ -593,6 +640,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_checkpoint_round_trip),
 		cmocka_unit_test(test_checkpoint_malformed),
+		cmocka_unit_test(test_checkpoint_refuses_bad_topic),
 		cmocka_unit_test(test_sub_gap_recovered_from_log),
 		cmocka_unit_test(test_sub_heartbeat_ahead),
 		cmocka_unit_test(test_sub_loss_on_other_topic_noticed_late),
