@@ -46,6 +46,8 @@
 #define REPLAY_MAX_PREFIXES	64
 #define REPLAY_MAX_FROM		1024
 #define REPLAY_BUDGET_MS	5
+#define REPLAY_SNDHWM		1000	/* messages queued to one peer, at most */
+#define REPLAY_STALL_MS		10	/* retry a peer with a full queue after */
 #define REPLAY_ID_MAX		256
 
 /* why a stream ended */
@@ -76,6 +78,9 @@ struct stream {
 	int	 quarantined_only;
 	int	 with_raw;
 	int	 waiting;	/* BATCH_END sent, waiting for `more` */
+	size_t	 batch_bytes;	/* record and raw bytes sent in this batch */
+	uint64_t from_seq;	/* unlisted topics (from_topic) start here */
+	int64_t	 stall_ms;	/* the peer's queue was full (0: not stalled) */
 	int64_t	 last_ms;
 	int64_t	 told_ms;	/* last reply of any kind sent to the client */
 	uint64_t last_sent;	/* seq of the last record sent */
@@ -420,7 +425,8 @@ scan_unpacked(const void *data, size_t len, struct scan *sc)
 
 /* Which topic (and topic_seq) a record goes out on, or NULL if it does not match. */
 static const char *
-record_match(const struct stream *s, const struct scan *sc, uint64_t *ts)
+record_match(const struct stream *s, const struct scan *sc, uint64_t seq,
+    uint64_t *ts)
 {
 	size_t	 i, j;
 
@@ -439,6 +445,9 @@ record_match(const struct stream *s, const struct scan *sc, uint64_t *ts)
 				break;
 		if (j < s->n_from && sc->t[i].ts < s->from[j].ts)
 			continue;
+		/* a topic not listed in from_topic starts at from_seq */
+		if (j == s->n_from && seq < s->from_seq)
+			continue;
 		*ts = sc->t[i].ts;
 		return sc->t[i].topic;
 	}
@@ -448,9 +457,13 @@ record_match(const struct stream *s, const struct scan *sc, uint64_t *ts)
 /*
  * Send one record; 0 sent, 1 try later (HWM), -1 peer gone.
  */
+/*
+ * Send one record (0), or 1 if the peer's queue is full (try again later),
+ * -1 if the peer is gone.  *sent gets the bytes queued, raw included.
+ */
 static int
 send_record(struct replay *rp, struct stream *s, uint64_t seq, const char *topic,
-    uint64_t ts, const void *data, size_t len)
+    uint64_t ts, const void *data, size_t len, size_t *sent)
 {
 	Vmingest__Envelope env = VMINGEST__ENVELOPE__INIT;
 	const void *raw = NULL;
@@ -474,6 +487,7 @@ send_record(struct replay *rp, struct stream *s, uint64_t seq, const char *topic
 	zmq_send(rp->router, data, len, s->with_raw ? ZMQ_SNDMORE : 0);
 	if (s->with_raw)
 		zmq_send(rp->router, raw, rawlen, 0);
+	*sent = len + rawlen;
 	return 0;
 }
 
@@ -486,10 +500,10 @@ serve_batch(struct replay *rp, struct stream *s)
 	struct scan *sc = rp->scan;
 	const void *data;
 	const char *topic;
-	size_t	 len, bytes = 0, scanned = 0, scan_max;
+	size_t	 len, scanned = 0, scan_max;
 	uint64_t seq, ts, head, sent = 0;
 	int64_t	 t0 = (util_mono_us() / 1000);
-	int	 rc, end = 0, gone = 0;
+	int	 rc, end = 0, gone = 0, cerr = 0;
 
 	if ((rc = store_rrenew(rp->r)) != 0) {
 		send_error(rp, s->id, s->idlen, s->delim, s->request_id,
@@ -503,15 +517,19 @@ serve_batch(struct replay *rp, struct stream *s)
 		end = END_MAX;
 	else if (s->to_seq && s->next_seq > s->to_seq)
 		end = END_TO;
-	else if (s->next_seq > head ||
-	    store_cursor_open(rp->r, s->next_seq, &c) != 0)
+	else if (s->next_seq > head)
 		end = END_HEAD;
-	while (!end && s->left > 0 && bytes < REPLAY_BATCH_BYTES &&
-	    scanned < scan_max) {
+	else if ((rc = store_cursor_open(rp->r, s->next_seq, &c)) != 0)
+		cerr = rc;
+	while (!end && !cerr && s->left > 0 &&
+	    s->batch_bytes < REPLAY_BATCH_BYTES && scanned < scan_max) {
 		if ((scanned & 63) == 63 && (util_mono_us() / 1000) - t0 >= REPLAY_BUDGET_MS)
 			break;
-		if (store_cursor_next(c, &seq, &data, &len) != 0) {
-			end = END_HEAD;
+		if ((rc = store_cursor_next(c, &seq, &data, &len)) != 0) {
+			if (rc == STORE_E_NOTFOUND)
+				end = END_HEAD;
+			else
+				cerr = rc;
 			break;
 		}
 		if (s->to_seq && seq > s->to_seq) {
@@ -526,22 +544,41 @@ serve_batch(struct replay *rp, struct stream *s)
 			s->next_seq = seq + 1;
 			continue;
 		}
-		if ((topic = record_match(s, sc, &ts)) != NULL) {
-			rc = send_record(rp, s, seq, topic, ts, data, len);
+		if ((topic = record_match(s, sc, seq, &ts)) != NULL) {
+			size_t	 n = 0;
+
+			rc = send_record(rp, s, seq, topic, ts, data, len, &n);
 			if (rc != 0) {
 				gone = rc < 0;
-				break;	/* HWM: retry this seq later */
+				if (rc > 0 && s->stall_ms == 0)	/* full: later */
+					s->stall_ms = (util_mono_us() / 1000);
+				break;
 			}
+			s->stall_ms = 0;
 			s->left--;
 			s->last_sent = seq;
-			bytes += len;
+			s->batch_bytes += n;
 			sent++;
 			if (s->remaining != UINT64_MAX && --s->remaining == 0)
 				end = END_MAX;
+			/* a big raw message takes long to copy: look at the clock */
+			if ((util_mono_us() / 1000) - t0 >= REPLAY_BUDGET_MS) {
+				s->next_seq = seq + 1;
+				break;
+			}
 		}
 		s->next_seq = seq + 1;
 	}
 	store_cursor_close(c);
+	if (cerr != 0) {
+		/* a read error is not the end of the log */
+		send_error(rp, s->id, s->idlen, s->delim, s->request_id,
+		    store_strerror(cerr));
+		store_rreset(rp->r);
+		count(rp, 0, sent, 0);
+		stream_clear(s);
+		return;
+	}
 	if (gone) {
 		log_info("replay: request=%llu action=drop reason=peer-gone",
 		    (unsigned long long)s->request_id);
@@ -573,7 +610,7 @@ serve_batch(struct replay *rp, struct stream *s)
 	count(rp, 0, sent, 0);
 	if (sent > 0)
 		s->told_ms = s->last_ms;
-	if (s->left == 0 || bytes >= REPLAY_BATCH_BYTES) {
+	if (s->left == 0 || s->batch_bytes >= REPLAY_BATCH_BYTES) {
 		env.kind = VMINGEST__ENVELOPE__KIND__BATCH_END;
 		env.seq = s->next_seq - 1;
 		env.request_id = s->request_id;
@@ -613,11 +650,21 @@ stream_alloc(struct replay *rp)
 	for (i = 0; i < REPLAY_MAX_STREAMS; i++)
 		if (!rp->streams[i].used)
 			return &rp->streams[i];
-	/* all taken: the longest idle one waiting for credit makes room */
-	for (i = 1; i < REPLAY_MAX_STREAMS; i++)
-		if (rp->streams[i].last_ms < rp->streams[oldest].last_ms)
+	/*
+	 * All taken: the longest idle one waiting for credit, or whose peer
+	 * reads nothing, makes room (a stream being served does not).
+	 */
+	oldest = REPLAY_MAX_STREAMS;
+	for (i = 0; i < REPLAY_MAX_STREAMS; i++) {
+		const struct stream *s = &rp->streams[i];
+
+		if (!s->waiting && s->stall_ms == 0)
+			continue;
+		if (oldest == REPLAY_MAX_STREAMS ||
+		    s->last_ms < rp->streams[oldest].last_ms)
 			oldest = i;
-	if (!rp->streams[oldest].waiting)
+	}
+	if (oldest == REPLAY_MAX_STREAMS)
 		return NULL;
 	stream_clear(&rp->streams[oldest]);
 	return &rp->streams[oldest];
@@ -631,6 +678,7 @@ stream_begin(struct replay *rp, struct stream *s, const Vmingest__ReplayRequest 
 	size_t	 i;
 	int	 rc;
 
+	s->from_seq = start;
 	if (q->n_from_topic == 0) {
 		s->next_seq = start;
 		return 0;
@@ -645,7 +693,13 @@ stream_begin(struct replay *rp, struct stream *s, const Vmingest__ReplayRequest 
 	if (best == UINT64_MAX)
 		best = store_head(rp->r) + 1;
 	store_rreset(rp->r);
-	s->next_seq = q->from_seq && q->from_seq < best ? q->from_seq : best;
+	/*
+	 * Listed topics start at their topic_seq, the others at from_seq
+	 * (0: 1): the scan starts at the earlier, or REPLAY_END would claim
+	 * records of unlisted topics it never sent (record_match skips what
+	 * is below either start).
+	 */
+	s->next_seq = start < best ? start : best;
 	return 0;
 }
 
@@ -685,6 +739,7 @@ handle_request(struct replay *rp, const uint8_t *id, size_t idlen, int delim,
 		}
 		s->waiting = 0;
 		s->left = q->credit ? credit : s->credit;
+		s->batch_bytes = 0;
 		s->last_ms = s->told_ms = (util_mono_us() / 1000);
 		goto out;
 	}
@@ -809,7 +864,7 @@ replay_main(void *arg)
 	struct replay *rp = arg;
 	zmq_pollitem_t it[2];
 	size_t	 i, k;
-	int	 nit, busy = 0, loops;
+	int	 nit, busy = 0, stalled = 0, loops;
 	int64_t	 now;
 
 	while (!rp->stop) {
@@ -822,7 +877,7 @@ replay_main(void *arg)
 			it[1].events = ZMQ_POLLIN;
 			nit = 2;
 		}
-		if (zmq_poll(it, nit, busy ? 0 : 100) == -1) {
+		if (zmq_poll(it, nit, busy ? 0 : stalled ? REPLAY_STALL_MS : 100) == -1) {
 			if (errno == ETERM)
 				break;
 			continue;
@@ -843,6 +898,7 @@ replay_main(void *arg)
 		}
 		/* one batch per active stream, round-robin */
 		busy = 0;
+		stalled = 0;
 		now = (util_mono_us() / 1000);
 		for (k = 0; k < REPLAY_MAX_STREAMS; k++) {
 			struct stream *s;
@@ -859,9 +915,25 @@ replay_main(void *arg)
 				}
 				continue;
 			}
+			if (s->stall_ms != 0) {
+				/* its peer reads nothing: drop it as an idle one */
+				if (now - s->stall_ms > REPLAY_IDLE_MS) {
+					log_info("replay: request=%llu action=drop "
+					    "reason=peer-not-reading",
+					    (unsigned long long)s->request_id);
+					stream_clear(s);
+					continue;
+				}
+				if (now - s->last_ms < REPLAY_STALL_MS) {
+					stalled = 1;
+					continue;
+				}
+			}
 			serve_batch(rp, s);
-			if (s->used && !s->waiting)
+			if (s->used && !s->waiting && s->stall_ms == 0)
 				busy = 1;
+			else if (s->used && s->stall_ms != 0)
+				stalled = 1;
 		}
 		rp->rr = (rp->rr + 1) % REPLAY_MAX_STREAMS;
 	}
@@ -873,7 +945,7 @@ replay_start(struct replay **out, void *ctx, const struct config *cf,
     struct store *st, struct zap *zap, char *err, size_t errlen)
 {
 	struct replay *rp;
-	int	 one = 1, zero = 0, linger = 0, rc;
+	int	 one = 1, linger = 0, hwm, rc;
 
 	*out = NULL;
 	if ((rp = calloc(1, sizeof(*rp))) == NULL ||
@@ -894,8 +966,14 @@ replay_start(struct replay **out, void *ctx, const struct config *cf,
 		goto fail;
 	}
 	zmq_setsockopt(rp->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
-	/* credit bounds what is queued per stream; no HWM drops on ROUTER */
-	zmq_setsockopt(rp->router, ZMQ_SNDHWM, &zero, sizeof(zero));
+	/*
+	 * Credit and REPLAY_BATCH_BYTES bound a batch; the HWM bounds what a
+	 * peer that does not read piles up over several requests.  With
+	 * ROUTER_MANDATORY a full queue is EAGAIN, never a drop: the stream
+	 * waits (stall_ms) and sends the same record later.
+	 */
+	hwm = REPLAY_SNDHWM;
+	zmq_setsockopt(rp->router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(rp->router, ZMQ_LINGER, &linger, sizeof(linger));
 	if (zap_secure_socket(zap, rp->router, err, errlen) != 0)
 		goto fail;

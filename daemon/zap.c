@@ -5,9 +5,11 @@
  * The ZAP handler answers libzmq's authentication requests on
  * inproc://zeromq.zap.01 (ZMQ RFC 27).  It admits a peer when the
  * mechanism is CURVE, the domain is ZAP_DOMAIN and the peer's public key
- * is in the allowlist loaded from [publish] authorized_keys_dir.  The
- * directory is re-read when its mtime changes, so adding or removing a
- * key file takes effect for the next handshake without a restart.
+ * is in the allowlist loaded from [publish] authorized_keys_dir.  Before
+ * each handshake the directory is looked at (stat only): when any key
+ * file was added, removed, replaced or rewritten the keys are re-read, so
+ * a change takes effect for the next handshake without a restart; when
+ * the directory cannot be read nobody is admitted.
  *
  * Error policy: a missing or malformed server key or keys directory is a
  * start-up error (zap_start fails); a malformed key file found later is
@@ -48,7 +50,9 @@ struct zap {
 	volatile int stop;
 	char	 secret[ZAP_KEY_LEN + 1];
 	char	*dir;
-	struct timespec dir_mtime;
+	uint64_t sig;		/* dir_signature() of the keys loaded */
+	int	 have_sig;	/* sig is settled: skip the re-read when equal */
+	int	 dir_gone;	/* said that the directory cannot be read */
 	uint8_t	(*keys)[32];
 	size_t	 n_keys;
 	uint64_t admitted, denied;
@@ -96,7 +100,65 @@ zap_read_key(const char *path, char key[ZAP_KEY_LEN + 1])
 	return 0;
 }
 
-/* Re-read the allowlist if the directory changed; keep the old on error. */
+/*
+ * What the keys directory holds now, as one number: a hash over every
+ * regular file's name, inode, size, mtime and ctime, and the directory's
+ * own times.  Computed with stat(2) only, before each handshake; the keys
+ * are re-read when it changes.  *fresh is set when something changed in
+ * the last two seconds: a timestamp of the kernel's coarse clock cannot
+ * tell two writes that close apart, so such a directory is re-read at
+ * every handshake until it has settled.  -1: the directory cannot be read.
+ */
+static int
+dir_signature(const char *dir, uint64_t *sig, int *fresh)
+{
+	struct stat sb;
+	struct dirent *de;
+	char	 path[4096];
+	time_t	 now = time(NULL);
+	uint64_t h = 0;
+	DIR	*d;
+
+	*fresh = 0;
+	if ((d = opendir(dir)) == NULL)
+		return -1;
+	if (fstat(dirfd(d), &sb) == 0) {
+		h ^= (uint64_t)sb.st_mtim.tv_sec * 1000000007u ^ (uint64_t)sb.st_mtim.tv_nsec;
+		if (sb.st_mtim.tv_sec >= now - 2 || sb.st_ctim.tv_sec >= now - 2)
+			*fresh = 1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		uint64_t f = 1469598103934665603ULL;	/* FNV-1a over the name */
+		const char *c;
+		int	 w;
+
+		if (de->d_name[0] == '.')
+			continue;
+		w = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (w < 0 || (size_t)w >= sizeof(path) || stat(path, &sb) == -1 ||
+		    !S_ISREG(sb.st_mode))
+			continue;
+		for (c = de->d_name; *c; c++)
+			f = (f ^ (uint8_t)*c) * 1099511628211ULL;
+		f ^= (uint64_t)sb.st_ino * 0x9e3779b97f4a7c15ULL;
+		f = (f ^ (uint64_t)sb.st_size) * 1099511628211ULL;
+		f = (f ^ (uint64_t)sb.st_mtim.tv_sec) * 1099511628211ULL;
+		f = (f ^ (uint64_t)sb.st_mtim.tv_nsec) * 1099511628211ULL;
+		f = (f ^ (uint64_t)sb.st_ctim.tv_nsec) * 1099511628211ULL;
+		h += f;		/* order-independent: readdir's order may vary */
+		if (sb.st_mtim.tv_sec >= now - 2 || sb.st_ctim.tv_sec >= now - 2)
+			*fresh = 1;
+	}
+	closedir(d);
+	*sig = h;
+	return 0;
+}
+
+/*
+ * Bring the allowlist in line with the keys directory (force: re-read
+ * whatever the signature says).  A directory that cannot be read admits
+ * nobody: revoking every key by removing it must work.
+ */
 static void
 load_keys(struct zap *z, int force)
 {
@@ -105,17 +167,28 @@ load_keys(struct zap *z, int force)
 	uint8_t	(*keys)[32] = NULL;
 	size_t	 n = 0;
 	char	 path[4096], key[ZAP_KEY_LEN + 1];
+	uint64_t sig;
+	int	 fresh;
 	DIR	*d;
 
-	if (stat(z->dir, &sb) == -1) {
-		log_warn("zap: %s", z->dir);
+	if (dir_signature(z->dir, &sig, &fresh) == -1) {
+		if (z->n_keys > 0 || !z->dir_gone)
+			log_warn("zap: %s: admitting no key", z->dir);
+		z->n_keys = 0;
+		z->dir_gone = 1;
+		z->have_sig = 0;
 		return;
 	}
-	if (!force && sb.st_mtim.tv_sec == z->dir_mtime.tv_sec &&
-	    sb.st_mtim.tv_nsec == z->dir_mtime.tv_nsec)
+	z->dir_gone = 0;
+	if (!force && z->have_sig && sig == z->sig)
 		return;
+	/* the signature is taken before the read: a change during it shows */
+	z->sig = sig;
+	z->have_sig = !fresh;
 	if ((d = opendir(z->dir)) == NULL) {
-		log_warn("zap: opendir %s", z->dir);
+		log_warn("zap: opendir %s: admitting no key", z->dir);
+		z->n_keys = 0;
+		z->have_sig = 0;
 		return;
 	}
 	if ((keys = calloc(ZAP_MAX_KEYS, 32)) == NULL)
@@ -137,12 +210,12 @@ load_keys(struct zap *z, int force)
 		zmq_z85_decode(keys[n++], key);
 	}
 	closedir(d);
-	if (stat(z->dir, &sb) == 0)
-		z->dir_mtime = sb.st_mtim;
+	if (force || n != z->n_keys || z->keys == NULL ||
+	    memcmp(keys, z->keys, n * 32) != 0)
+		log_notice("zap: %zu authorized key(s) from %s", n, z->dir);
 	free(z->keys);
 	z->keys = keys;
 	z->n_keys = n;
-	log_notice("zap: %zu authorized key(s) from %s", n, z->dir);
 }
 
 static int

@@ -391,6 +391,128 @@ def test_replay_credit_batches_and_raw(daemon, pb):
     s.close()
 
 
+def replay_until_control(s, pb, timeout=10000):
+    """Records received on DEALER s up to the first control reply."""
+    recs = []
+    while True:
+        assert s.poll(timeout), "no reply"
+        f = s.recv_multipart()
+        env = pb.Envelope.FromString(f[1])
+        if env.kind != pb.Envelope.RECORD:
+            return recs, env
+        recs.append((env.seq, f))
+
+
+def test_replay_batch_counts_raw_bytes(make_daemon, pb):
+    # a batch stops at 8 MiB queued, raw messages included, however many
+    # 5 ms slices it takes: credit alone would let it queue 40 MiB here
+    d = make_daemon().start()
+    body = ("r" * 1023 + "\n") * 1024           # ~1 MiB raw, record text capped
+    n = 40
+    for i in range(n):
+        d.maildir().deliver(message(i, body=body))
+    d.wait_records(n, timeout=120)
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(d.replay_endpoint)
+    s.send(pb.ReplayRequest(request_id=1, credit=1000, with_raw=True).SerializeToString())
+    recs, env = replay_until_control(s, pb)
+    queued = sum(len(f[2]) + len(f[3]) for _, f in recs)
+    assert env.kind == pb.Envelope.BATCH_END, env
+    assert 8 << 20 <= queued < (8 << 20) + 2 * len(body) + (256 << 10), queued
+    assert [q for q, _ in recs] == list(range(1, len(recs) + 1))
+    # the next batch goes on where it stopped
+    s.send(pb.ReplayRequest(request_id=1, more=True).SerializeToString())
+    more, env = replay_until_control(s, pb)
+    assert more[0][0] == len(recs) + 1
+    s.close()
+
+
+def vm_rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+
+
+def test_replay_client_that_reads_nothing_costs_bounded_memory(make_daemon, pb):
+    d = make_daemon().start()
+    body = ("m" * 1023 + "\n") * 1024           # ~1 MiB raw each
+    n = 100
+    for i in range(n):
+        d.maildir().deliver(message(i, body=body))
+    d.wait_records(n, timeout=120)
+    ctx = zmq.Context.instance()
+    probe = ctx.socket(zmq.DEALER)
+    probe.setsockopt(zmq.LINGER, 0)
+    probe.connect(d.replay_endpoint)
+    base = vm_rss_mib(d.proc.pid)
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.RCVHWM, 1)
+    s.setsockopt(zmq.RCVBUF, 4096)
+    s.connect(d.replay_endpoint)
+    # the same request again and again: each replaces the stream
+    for k in range(1, 8):
+        s.send(pb.ReplayRequest(request_id=k, with_raw=True).SerializeToString())
+        # a head_only request of another client is answered meanwhile
+        probe.send(pb.ReplayRequest(request_id=100 + k, head_only=True).SerializeToString())
+        assert probe.poll(10000), "replay service stuck"
+        probe.recv_multipart()
+    # the replay thread queues in the background: wait until it stops
+    last = [-1]
+
+    def settled():
+        now = vm_rss_mib(d.proc.pid)
+        same, last[0] = now == last[0], now
+        return same
+    wait_for(settled, timeout=30, interval=0.5, what="memory settled")
+    grown = last[0] - base
+    s.close()
+    probe.close()
+    # one batch is at most 8 MiB + a record; before, each request queued
+    # all 100 MiB (about 700 MiB here)
+    assert grown < 160, "%d MiB queued for a client that reads nothing" % grown
+
+
+TWO_TOPICS = ('require ["fileinto"];\n'
+              'if header :contains "Subject" "bee" { fileinto "rn.b"; stop; }\n')
+
+
+def test_replay_from_topic_sends_what_end_covers(make_daemon, tmp_path, pb):
+    # REPLAY_END says every matching record up to its seq was sent: with
+    # from_topic for rn.b only, rn.a (also under "rn.") starts at from_seq
+    rules = tmp_path / "r.sieve"
+    rules.write_text(TWO_TOPICS)
+    d = make_daemon(queues={"default": {"topic": "rn.a", "rules": str(rules)}}).start()
+    for i in range(5):
+        d.maildir().deliver(message(i, subject="aye %d" % i))
+    d.wait_records(5)
+    for i in range(5, 10):
+        d.maildir().deliver(message(i, subject="bee %d" % i))
+    d.wait_records(10)
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(d.replay_endpoint)
+    q = pb.ReplayRequest(request_id=3, prefixes=["rn."], credit=100)
+    q.from_topic.add(topic="rn.b", topic_seq=3)
+    s.send(q.SerializeToString())
+    recs, env = replay_until_control(s, pb)
+    got = [(q_, f[0].decode(), pb.Envelope.FromString(f[1]).topic_seq) for q_, f in recs]
+    assert env.kind == pb.Envelope.REPLAY_END and env.seq == 10
+    assert got == [(1, "rn.a", 1), (2, "rn.a", 2), (3, "rn.a", 3), (4, "rn.a", 4),
+                   (5, "rn.a", 5), (8, "rn.b", 3), (9, "rn.b", 4), (10, "rn.b", 5)]
+    # from_seq set: rn.a from seq 4 on, rn.b still from topic_seq 3
+    q.from_seq = 4
+    q.request_id = 4
+    s.send(q.SerializeToString())
+    recs, env = replay_until_control(s, pb)
+    assert [q_ for q_, _ in recs] == [4, 5, 8, 9, 10]
+    s.close()
+
+
 def keygen(tmp_path, name):
     base = str(tmp_path / name)
     subprocess.run([VMINGEST, "keygen", base], check=True, capture_output=True)
@@ -437,6 +559,46 @@ def test_curve_only_listed_keys(make_daemon, tmp_path, pb):
     log = d.log()
     assert "rejected handshake" in log
     assert "zap: rejected mechanism=CURVE key=%s" % z85(bad + ".pub") in log
+
+
+def curve_replay_ok(d, server, client, pb):
+    """Whether the replay service answers a CURVE client with these keys."""
+    s = zmq.Context.instance().socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.curve_serverkey = z85(server + ".pub").encode()
+    s.curve_publickey = z85(client + ".pub").encode()
+    s.curve_secretkey = z85(client + ".key").encode()
+    s.connect(d.replay_endpoint)
+    s.send(pb.ReplayRequest(request_id=1, head_only=True).SerializeToString())
+    ok = bool(s.poll(2000))
+    s.close()
+    return ok
+
+
+def test_curve_key_changes_take_effect_at_once(make_daemon, tmp_path, pb):
+    server = keygen(tmp_path, "server")
+    old, new = keygen(tmp_path, "alice_old"), keygen(tmp_path, "alice_new")
+    keys = tmp_path / "clients"
+    keys.mkdir()
+    kf = keys / "alice.pub"
+    kf.write_text(open(old + ".pub").read())
+    d = make_daemon(extra={"publish": {"curve_secret_key_file": server + ".key",
+                                       "authorized_keys_dir": str(keys)}}).start()
+    assert curve_replay_ok(d, server, old, pb)
+    assert not curve_replay_ok(d, server, new, pb)
+    # rotate the key by rewriting the file in place: the directory's mtime
+    # does not change, the file's does
+    m0 = os.stat(keys).st_mtime_ns
+    with open(kf, "w") as f:
+        f.write(open(new + ".pub").read())
+    assert os.stat(keys).st_mtime_ns == m0
+    assert curve_replay_ok(d, server, new, pb)
+    assert not curve_replay_ok(d, server, old, pb)
+    # revoke everyone by removing the directory: nobody is admitted
+    kf.unlink()
+    keys.rmdir()
+    assert not curve_replay_ok(d, server, new, pb)
+    assert "admitting no key" in d.log()
 
 
 def test_insecure_bind_refused(make_daemon):
