@@ -91,3 +91,25 @@ cli_read_keyfile(const char *prog, const char *path, char key[41])
 	key[40] = '\0';
 	return 0;
 }
+
+int
+cli_recv_frames(void *sock, zmq_msg_t *f, int nmax)
+{
+	int	 n = 0, more = 1;
+
+	while (more) {
+		zmq_msg_t extra, *m = n < nmax ? &f[n] : &extra;
+
+		zmq_msg_init(m);
+		if (zmq_msg_recv(m, sock, 0) == -1) {
+			zmq_msg_close(m);
+			break;
+		}
+		more = zmq_msg_more(m);
+		if (m == &extra)
+			zmq_msg_close(m);
+		else
+			n++;
+	}
+	return n;
+}

@@ -8,6 +8,8 @@
  *   cli_print_json   print a json_t as one line and free it
  *   cli_read_keyfile read a Z85 key file (vmingest keygen: 40 characters on
  *                    the first line) into key; prints the error, returns -1
+ *   cli_recv_frames  receive one multipart message, keeping its first nmax
+ *                    frames (the rest are dropped); returns how many kept
  */
 #ifndef VMI_CMD_COMMON_H
 #define VMI_CMD_COMMON_H
@@ -15,6 +17,7 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <zmq.h>
 
 #include "config.h"
 #include "store.h"
@@ -25,5 +28,6 @@ struct config *cli_load_config(const char *prog, const char *cfpath);
 int	cli_parse_u64(const char *s, uint64_t *out);
 void	cli_print_json(json_t *);
 int	cli_read_keyfile(const char *prog, const char *path, char key[41]);
+int	cli_recv_frames(void *sock, zmq_msg_t *f, int nmax);
 
 #endif

@@ -903,7 +903,7 @@ replay_remote(const struct ropts *o)
 		zmq_pollitem_t it = { d, 0, ZMQ_POLLIN, 0 };
 		zmq_msg_t f[4];
 		Vmingest__Envelope *env;
-		int	 n = 0, more = 1, k;
+		int	 n, k;
 
 		if (replay_stop) {
 			Vmingest__ReplayRequest c = VMINGEST__REPLAY_REQUEST__INIT;
@@ -931,21 +931,7 @@ replay_remote(const struct ropts *o)
 		}
 		waited = 0;
 		/* [topic][Envelope]([Record]([raw])); anything beyond is dropped */
-		while (more) {
-			zmq_msg_t extra;
-			zmq_msg_t *m = n < 4 ? &f[n] : &extra;
-
-			zmq_msg_init(m);
-			if (zmq_msg_recv(m, d, 0) == -1) {
-				zmq_msg_close(m);
-				break;
-			}
-			more = zmq_msg_more(m);
-			if (m == &extra)
-				zmq_msg_close(m);
-			else
-				n++;
-		}
+		n = cli_recv_frames(d, f, 4);
 		env = n >= 2 ? vmingest__envelope__unpack(NULL, zmq_msg_size(&f[1]),
 		    zmq_msg_data(&f[1])) : NULL;
 		if (env != NULL && env->request_id == rid) {

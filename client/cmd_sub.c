@@ -263,7 +263,6 @@ fetch_raw(struct raw_fetch *rf, const struct vmi_sub_opts *so,
 	deadline = util_mono_us() / 1000 + RAW_WAIT_MS;
 	for (;;) {
 		int64_t	 left = deadline - util_mono_us() / 1000;
-		int	 more = 1;
 
 		if (left <= 0)
 			break;
@@ -271,20 +270,7 @@ fetch_raw(struct raw_fetch *rf, const struct vmi_sub_opts *so,
 			continue;	/* SIGINT: finish this record first */
 		if (n != 1)
 			break;
-		for (n = 0; more; ) {
-			zmq_msg_t x, *fm = n < 4 ? &f[n] : &x;
-
-			zmq_msg_init(fm);
-			if (zmq_msg_recv(fm, rf->d, 0) == -1) {
-				zmq_msg_close(fm);
-				break;
-			}
-			more = zmq_msg_more(fm);
-			if (fm == &x)
-				zmq_msg_close(fm);
-			else
-				n++;
-		}
+		n = cli_recv_frames(rf->d, f, 4);
 		env = n >= 2 ? vmingest__envelope__unpack(NULL, zmq_msg_size(&f[1]),
 		    zmq_msg_data(&f[1])) : NULL;
 		if (env == NULL || env->request_id != rf->req) {

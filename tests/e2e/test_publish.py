@@ -403,15 +403,20 @@ def replay_until_control(s, pb, timeout=10000):
         recs.append((env.seq, f))
 
 
+def deliver_mib_mails(d, n):
+    """n mails of ~1 MiB (their records keep 64K of text); the body."""
+    body = ("m" * 1023 + "\n") * 1024
+    for i in range(n):
+        d.maildir().deliver(message(i, body=body))
+    d.wait_records(n, timeout=120)
+    return body
+
+
 def test_replay_batch_counts_raw_bytes(make_daemon, pb):
     # a batch stops at 8 MiB queued, raw messages included, however many
     # 5 ms slices it takes: credit alone would let it queue 40 MiB here
     d = make_daemon().start()
-    body = ("r" * 1023 + "\n") * 1024           # ~1 MiB raw, record text capped
-    n = 40
-    for i in range(n):
-        d.maildir().deliver(message(i, body=body))
-    d.wait_records(n, timeout=120)
+    body = deliver_mib_mails(d, 40)
     ctx = zmq.Context.instance()
     s = ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
@@ -438,11 +443,7 @@ def vm_rss_mib(pid):
 
 def test_replay_client_that_reads_nothing_costs_bounded_memory(make_daemon, pb):
     d = make_daemon().start()
-    body = ("m" * 1023 + "\n") * 1024           # ~1 MiB raw each
-    n = 100
-    for i in range(n):
-        d.maildir().deliver(message(i, body=body))
-    d.wait_records(n, timeout=120)
+    deliver_mib_mails(d, 100)
     ctx = zmq.Context.instance()
     probe = ctx.socket(zmq.DEALER)
     probe.setsockopt(zmq.LINGER, 0)
