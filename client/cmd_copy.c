@@ -43,9 +43,11 @@ static const char compact_usage[] =
 "empty): free pages are left out, so the copy takes only what the live\n"
 "records and raw messages need - the way to get disk space back after\n"
 "retention deleted old mail (LMDB never shrinks its file in place).  The\n"
-"copy is one consistent snapshot and may be taken while vmingestd runs.\n"
-"To use it, stop vmingestd, move the copy's data.mdb over the store's\n"
-"(keep the old one until the daemon started), start vmingestd.\n"
+"copy is one consistent snapshot.  To put it in place of the store, make\n"
+"it with vmingestd stopped (what the daemon commits after the copy would\n"
+"be lost with it, and those files are gone from new/), then move the\n"
+"copy's data.mdb over the store's (keep the old one until the daemon has\n"
+"started) and start vmingestd.  The copy keeps the store's epoch.\n"
 "\n"
 "  --store DIR   the store to copy (or -c FILE: its [store] path)\n"
 "  --out DIR     the new, empty directory for the copy\n"
@@ -65,7 +67,10 @@ static const char backup_usage[] =
 "commit (an LMDB read snapshot; ingestion is not paused).  The copy is\n"
 "fsynced, opened read-only and its seq range printed.  A backup is a\n"
 "complete store: `vmingest list --store DIR` reads it, and vmingestd can\n"
-"run on it.\n"
+"run on it.  Put in place of the store (a restore), it rewinds the log:\n"
+"the first vmingestd to open it gives it a new epoch, so subscribers see\n"
+"a new stream (their checkpoints name records of the old one) instead of\n"
+"taking new mail under old seqs for records they have.\n"
 "\n"
 "  --store DIR   the store to copy (or -c FILE: its [store] path)\n"
 "  --out DIR     the new, empty directory for the copy\n"
@@ -121,7 +126,8 @@ remove_copy(const char *dir)
 }
 
 static int
-do_copy(const char *prog, const char *usage, int argc, char **argv, int compact)
+do_copy(const char *prog, const char *usage, int argc, char **argv, int compact,
+    int backup)
 {
 	enum { O_STORE = 256, O_OUT, O_COMPACT, O_JSON };
 	static const struct option opts[] = {
@@ -200,6 +206,26 @@ do_copy(const char *prog, const char *usage, int argc, char **argv, int compact)
 		fprintf(stderr, "vmingest %s: the copy is ahead of the store?\n", prog);
 		goto fail;
 	}
+	if (backup) {
+		/* a new epoch when it is put back in place (store_mark_restore) */
+		struct store *wr = NULL;
+
+		store_close(cp);
+		cp = NULL;
+		if ((rc = store_open(&wr, out, 0, 0)) != 0 ||
+		    (rc = store_mark_restore(wr)) != 0) {
+			fprintf(stderr, "vmingest %s: mark the copy as a backup: %s\n",
+			    prog, store_strerror(rc));
+			store_close(wr);
+			goto fail;
+		}
+		store_close(wr);
+		if (chmod(p, 0600) == -1) {
+			fprintf(stderr, "vmingest %s: chmod %s: %s\n", prog, p,
+			    strerror(errno));
+			goto fail;
+		}
+	}
 	if (json) {
 		cli_print_json(json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:I}", "store",
 		    store_path(st), "copy", out, "compact", compact, "first_seq",
@@ -237,12 +263,12 @@ int
 cmd_compact(int argc, char **argv)
 {
 	log_set_quiet(1);
-	return do_copy("compact", compact_usage, argc, argv, 1);
+	return do_copy("compact", compact_usage, argc, argv, 1, 0);
 }
 
 int
 cmd_backup(int argc, char **argv)
 {
 	log_set_quiet(1);
-	return do_copy("backup", backup_usage, argc, argv, 0);
+	return do_copy("backup", backup_usage, argc, argv, 0, 1);
 }

@@ -115,6 +115,7 @@ struct sel {
 	const char *cfg, *store, *sock;
 	uint64_t from, to;
 	int	 range, quar, dry, force, json, qonly;
+	char	 epoch[17];	/* of the store the selection was read from */
 	const char *topics[SEL_MAX_TOPICS];
 	size_t	 n_topics;
 	uint64_t *seqs;
@@ -462,8 +463,10 @@ run_requests(const char *prog, const struct sel *s, const char *sock)
 
 		for (i = off; i < end; i++)
 			json_array_append_new(arr, json_integer((json_int_t)s->seqs[i]));
-		req = json_pack("{s:s,s:o,s:b,s:b}", "op", "reprocess", "seqs", arr,
-		    "dry_run", s->dry, "quarantined_only", s->qonly);
+		req = json_pack("{s:s,s:o,s:b,s:b,s:b,s:b,s:s}", "op", "reprocess",
+		    "seqs", arr, "dry_run", s->dry, "quarantined_only",
+		    s->qonly || s->quar, "release", s->qonly || s->quar,
+		    "force", s->force, "epoch", s->epoch);
 		txt = json_dumps(req, JSON_COMPACT);
 		json_decref(req);
 		if (txt == NULL)
@@ -659,6 +662,8 @@ reprocess_sel(const char *prog, struct sel *s)
 	}
 	if (s->range || s->quar)
 		qsort(s->seqs, s->n, sizeof(uint64_t), cmp_u64);
+	snprintf(s->epoch, sizeof(s->epoch), "%016llx",
+	    (unsigned long long)store_epoch(st));
 	store_close(st);
 	st = NULL;
 	if (s->n == 0) {

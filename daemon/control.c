@@ -61,19 +61,22 @@ struct pend {
 	struct control	*ctl;
 	struct client	*c;		/* NULL once the client is gone */
 	uint64_t	 old_seq;
+	int		 release;	/* a quarantine release (not to be repeated) */
 	json_t		*line;		/* reply without new_seq yet */
 };
 
 struct client {
 	struct control	*ctl;
 	int		 fd;		/* -1 once closed */
+	int		 dead;		/* to be closed at the next tick */
+	int64_t		 last_us;	/* last request or reply (idle timeout) */
 	char		*in;
 	size_t		 inlen;
 	int		 skipping;	/* dropping the rest of an over-long line */
 	/* the running job */
 	uint64_t	*seqs;
 	size_t		 nseqs, next;
-	int		 dry, qonly, active;
+	int		 dry, qonly, release, force, active;
 	size_t		 pending;	/* injected, not yet committed */
 	size_t		 count, errors, changed;
 	/* replies not yet sent */
@@ -119,6 +122,22 @@ client_flush(struct client *c)
 		c->outoff = c->outlen = 0;
 }
 
+/*
+ * Stop serving c now: out of the loop, socket closed.  The struct stays
+ * (callers up the stack still hold it, and so may pending commits) until
+ * the next tick frees it.
+ */
+static void
+client_kill(struct client *c)
+{
+	if (c->fd != -1) {
+		ingest_del_fd(c->ctl->ing, c->fd);
+		close(c->fd);
+		c->fd = -1;
+	}
+	c->dead = 1;
+}
+
 /* Queue one reply line (consumes j). */
 static void
 client_send(struct client *c, json_t *j)
@@ -132,6 +151,16 @@ client_send(struct client *c, json_t *j)
 		return;
 	}
 	n = strlen(s);
+	if (c->outlen - c->outoff + n + 1 > CONTROL_OUT_HARD) {
+		/* it sends requests and reads no reply: close it (at the tick) */
+		if (!c->dead)
+			log_warnx("control: a client reads none of its %zu bytes of "
+			    "replies; closing it", c->outlen - c->outoff);
+		client_kill(c);
+		free(s);
+		return;
+	}
+	c->last_us = util_mono_us();
 	if (c->outlen + n + 1 > c->outcap) {
 		size_t cap = c->outcap ? c->outcap : 4096;
 
@@ -259,6 +288,42 @@ on_committed(void *arg, uint64_t seq)
 	free(p);
 }
 
+/*
+ * Whether seq was released already: a record re-ran it (the store's
+ * index), or a release of it is on its way to the store.
+ */
+static int
+released(struct control *ctl, uint64_t seq, char *why, size_t whylen)
+{
+	struct store_rtxn *r;
+	struct pend *p;
+	uint64_t as;
+	int	 found = 0;
+
+	for (p = ctl->pends; p != NULL; p = p->next)
+		if (p->old_seq == seq && p->release) {
+			snprintf(why, whylen, "being released already");
+			return 1;
+		}
+	if (store_rbegin(ingest_store(ctl->ing), &r) == 0) {
+		if (store_find_reprocessed(r, seq, &as) == 0) {
+			snprintf(why, whylen, "released already as %llu (force to do "
+			    "it again)", (unsigned long long)as);
+			found = 1;
+		}
+		store_rend(r);
+	}
+	return found;
+}
+
+static int
+cmp_seq(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /* Reprocess one seq of client c's job. */
 static void
 do_one(struct client *c, uint64_t seq)
@@ -277,6 +342,7 @@ do_one(struct client *c, uint64_t seq)
 	size_t	 len = 0;
 	json_t	*line;
 	struct pend *p;
+	char	 why[128];
 	int	 rc, changed;
 
 	c->count++;
@@ -308,6 +374,11 @@ do_one(struct client *c, uint64_t seq)
 		seq_error(c, seq, "not quarantined");
 		goto out;
 	}
+	if (c->release && !c->force && released(ctl, seq, why, sizeof(why))) {
+		/* twice at once, or again: it would be published twice */
+		seq_error(c, seq, why);
+		goto out;
+	}
 	if (old->queue == NULL || (qc = config_queue(cf, old->queue)) == NULL) {
 		seq_error(c, seq, "its queue is no longer configured");
 		goto out;
@@ -324,6 +395,15 @@ do_one(struct client *c, uint64_t seq)
 	in.ctime_us = old->ctime_us;
 	rec = pipeline_run(&cf->limits, &in, raw, len);
 	rec->reprocessed_from = seq;
+	if (old->disposition == VMINGEST__DISPOSITION__DUPLICATE) {
+		/* the same bytes as an earlier record, whatever the rules say now */
+		rec->disposition = VMINGEST__DISPOSITION__DUPLICATE;
+		rec->duplicate_of = old->duplicate_of;
+		rec_set_str(&rec->reason, old->reason);
+		while (rec->n_topics > 0)
+			vmingest__topic_seq__free_unpacked(
+			    rec->topics[--rec->n_topics], NULL);
+	}
 	changed = !same_outcome(old, rec);
 	if (changed)
 		c->changed++;
@@ -339,6 +419,7 @@ do_one(struct client *c, uint64_t seq)
 	p->ctl = ctl;
 	p->c = c;
 	p->old_seq = seq;
+	p->release = c->release;
 	p->line = line;
 	p->next = ctl->pends;
 	if (ctl->pends != NULL)
@@ -358,7 +439,7 @@ out:
 static int
 runnable(const struct client *c)
 {
-	return c->active && c->next < c->nseqs && c->fd != -1 &&
+	return c->active && !c->dead && c->next < c->nseqs && c->fd != -1 &&
 	    c->outlen - c->outoff < CONTROL_OUT_MAX;
 }
 
@@ -406,6 +487,20 @@ on_timer(void *arg)
 
 		if (c == NULL)
 			continue;
+		if (!c->dead && !c->active && c->outoff == c->outlen &&
+		    util_mono_us() - c->last_us > CONTROL_IDLE_US) {
+			/* three idle connections would keep everyone else out */
+			log_info("control: connection idle for %d s; closed",
+			    CONTROL_IDLE_US / 1000000);
+			client_kill(c);
+		}
+		if (c->dead) {
+			if (c->active && c->next < c->nseqs)
+				log_info("control: client closed; %zu seq(s) not "
+				    "reprocessed", c->nseqs - c->next);
+			client_free(c);
+			continue;
+		}
 		client_flush(c);
 		if (runnable(c))
 			more = 1;
@@ -427,7 +522,7 @@ handle_request(struct client *c, const char *line, size_t len)
 	json_t	*req, *seqs, *v;
 	json_error_t jerr;
 	const char *op;
-	size_t	 i;
+	size_t	 i, n;
 
 	if ((req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL ||
 	    !json_is_object(req)) {
@@ -464,6 +559,28 @@ handle_request(struct client *c, const char *line, size_t len)
 		goto out;
 	}
 	c->qonly = json_is_true(v);
+	if ((v = json_object_get(req, "release")) != NULL && !json_is_boolean(v)) {
+		bad_request(c, "release must be true or false");
+		goto out;
+	}
+	c->release = json_is_true(v);
+	if ((v = json_object_get(req, "force")) != NULL && !json_is_boolean(v)) {
+		bad_request(c, "force must be true or false");
+		goto out;
+	}
+	c->force = json_is_true(v);
+	if ((v = json_object_get(req, "epoch")) != NULL) {
+		char	 mine[17];
+
+		snprintf(mine, sizeof(mine), "%016llx", (unsigned long long)
+		    store_epoch(ingest_store(c->ctl->ing)));
+		if (!json_is_string(v) || strcmp(json_string_value(v), mine) != 0) {
+			/* seqs chosen in another store name other records here */
+			bad_request(c, "the seqs come from another store (its epoch "
+			    "is not this daemon's)");
+			goto out;
+		}
+	}
 	c->nseqs = json_array_size(seqs);
 	if ((c->seqs = calloc(c->nseqs ? c->nseqs : 1, sizeof(uint64_t))) == NULL)
 		log_fatal("calloc");
@@ -475,10 +592,17 @@ handle_request(struct client *c, const char *line, size_t len)
 		}
 		c->seqs[i] = (uint64_t)json_integer_value(v);
 	}
+	/* each seq once: "release 7 7" must not make two records */
+	qsort(c->seqs, c->nseqs, sizeof(uint64_t), cmp_seq);
+	for (i = 0, n = 0; i < c->nseqs; i++)
+		if (n == 0 || c->seqs[i] != c->seqs[n - 1])
+			c->seqs[n++] = c->seqs[i];
+	c->nseqs = n;
 	c->next = 0;
 	c->active = 1;
-	log_info("control: reprocess n=%zu dry_run=%d quarantined_only=%d",
-	    c->nseqs, c->dry, c->qonly);
+	log_info("control: reprocess n=%zu dry_run=%d quarantined_only=%d "
+	    "release=%d force=%d", c->nseqs, c->dry, c->qonly, c->release,
+	    c->force);
 	job_maybe_done(c);	/* an empty list is done at once */
 	if (c->active)
 		kick(c->ctl);
@@ -493,8 +617,10 @@ on_client(int fd, void *arg)
 	char	 buf[65536], *nl, *p;
 	ssize_t	 k;
 	size_t	 n, seg;
+	int	 reads;
 
-	for (;;) {
+	/* a few reads a wake-up: one client cannot hold the main loop */
+	for (reads = 0; reads < CONTROL_READS && !c->dead; reads++) {
 		k = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (k == -1 && errno == EINTR)
 			continue;
@@ -508,8 +634,9 @@ on_client(int fd, void *arg)
 			client_free(c);
 			return;
 		}
+		c->last_us = util_mono_us();
 		/* split into lines; every complete line is one request */
-		for (p = buf, n = (size_t)k; n > 0; ) {
+		for (p = buf, n = (size_t)k; n > 0 && !c->dead; ) {
 			nl = memchr(p, '\n', n);
 			seg = nl != NULL ? (size_t)(nl - p) : n;
 			if (c->skipping) {
@@ -566,6 +693,7 @@ on_accept(int lfd, void *arg)
 			log_fatal("calloc");
 		c->ctl = ctl;
 		c->fd = fd;
+		c->last_us = util_mono_us();
 		if (ingest_add_fd(ctl->ing, fd, on_client, c) == -1) {
 			log_warnx("control: no room in the loop for a connection");
 			close(fd);

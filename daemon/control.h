@@ -9,9 +9,16 @@
  * PROTOCOL (a Unix stream socket; one JSON object per line, both ways):
  *   request   {"op":"ping"}
  *             {"op":"reprocess","seqs":[N,...],"dry_run":false,
- *              "quarantined_only":false}
+ *              "quarantined_only":false,"release":false,"force":false,
+ *              "epoch":"%016x"}
  *             at most CONTROL_MAX_SEQS seqs, CONTROL_REQ_MAX bytes a line;
- *             a client may send the next request after the "done" line.
+ *             a seq listed twice is done once; a client may send the next
+ *             request after the "done" line.  quarantined_only: refuse a
+ *             seq not QUARANTINED.  release: refuse a seq released already
+ *             (a record re-ran it, or one is being made) unless force.
+ *             epoch (optional): the store the seqs were chosen in; a
+ *             request for another store is refused.  A DUPLICATE record
+ *             re-run stays DUPLICATE (of the same first record).
  *   replies   per seq, in request order of completion:
  *             {"seq":OLD,"new_seq":NEW,"changed":B,"old":{S},"new":{S}}
  *             where S = {"disposition":..,"topics":[..],"reason":..};
@@ -41,6 +48,9 @@
 #define CONTROL_CHUNK		64
 #define CONTROL_CHUNK_US	5000
 #define CONTROL_OUT_MAX		(256 * 1024)	/* pause a job above this */
+#define CONTROL_OUT_HARD	(4 << 20)	/* close a client that reads nothing */
+#define CONTROL_IDLE_US		(60 * 1000000)	/* close a connection idle this long */
+#define CONTROL_READS		4		/* recv()s per wake-up, at most */
 
 struct control;
 

@@ -41,6 +41,8 @@
 struct store {
 	MDB_env	*env;
 	MDB_dbi	 records, raw, by_sha, by_name, by_topic, by_time, topics, meta;
+	MDB_dbi	 reprocessed;	/* old seq -> the record that re-ran it */
+	int	 have_reprocessed;	/* a store made before it may lack it */
 	uint64_t epoch;
 	int64_t	 created_us;
 	int	 lockfd;
@@ -87,6 +89,9 @@ maperr(int rc, const char *what)
 		return STORE_E_NOSPC;
 	case MDB_READERS_FULL:
 		return STORE_E_READERS;
+	case EACCES:
+	case EPERM:
+		return STORE_E_PERM;
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
 	case MDB_INVALID:
@@ -114,6 +119,9 @@ store_strerror(int e)
 	case STORE_E_NOSTORE: return "no store there";
 	case STORE_E_TOOBIG: return "record larger than [limits] record_bytes";
 	case STORE_E_READERS: return "too many store readers";
+	case STORE_E_PERM: return "permission denied (readers need group read "
+	    "on the store and data.mdb, group write on lock.mdb: be in the "
+	    "store's group)";
 	}
 	return "unknown store error";
 }
@@ -198,7 +206,7 @@ store_open(struct store **out, const char *path, size_t map_size, int flags)
 	MDB_txn	*txn = NULL;
 	unsigned envflags = MDB_NOTLS;
 	unsigned dbflags;
-	uint64_t schema = 0, epoch = 0, created = 0, next = 0;
+	uint64_t schema = 0, epoch = 0, created = 0, next = 0, restore;
 	char	 lockpath[4096];
 	struct stat sb;
 	int	 rc, ret;
@@ -212,17 +220,21 @@ store_open(struct store **out, const char *path, size_t map_size, int flags)
 		log_fatal("strdup");
 
 	if (st->rdonly) {
-		if (stat(path, &sb) == -1 || !S_ISDIR(sb.st_mode)) {
+		if (stat(path, &sb) == -1) {
+			ret = errno == EACCES ? STORE_E_PERM : STORE_E_NOSTORE;
+			goto fail;
+		}
+		if (!S_ISDIR(sb.st_mode)) {
 			ret = STORE_E_NOSTORE;
 			goto fail;
 		}
 		snprintf(lockpath, sizeof(lockpath), "%s/data.mdb", path);
 		if (access(lockpath, R_OK) == -1) {
-			ret = STORE_E_NOSTORE;
+			ret = errno == EACCES ? STORE_E_PERM : STORE_E_NOSTORE;
 			goto fail;
 		}
 		envflags |= MDB_RDONLY;
-	} else if (mkdir(path, 0700) == -1 && errno != EEXIST) {
+	} else if (mkdir(path, 0750) == -1 && errno != EEXIST) {
 		log_warn("store: mkdir %s", path);
 		ret = STORE_E_IO;
 		goto fail;
@@ -256,9 +268,26 @@ store_open(struct store **out, const char *path, size_t map_size, int flags)
 		ret = maperr(rc, "set_mapsize");
 		goto fail;
 	}
-	if ((rc = mdb_env_open(st->env, path, envflags, 0600)) != 0) {
+	if ((rc = mdb_env_open(st->env, path, envflags, 0640)) != 0) {
 		ret = maperr(rc, "env_open");
 		goto fail;
+	}
+	/*
+	 * Operators in the store's group read it (vmingest list/show/replay):
+	 * that takes group read on the directory and data.mdb and, for an
+	 * LMDB reader, group write on lock.mdb (its reader table).  Nobody
+	 * else.  Set here, whatever the umask, by the owner's writable open.
+	 */
+	if (!st->rdonly && (flags & STORE_EXCL)) {
+		char	 p[4096];
+
+		if (chmod(path, 0750) == -1 ||
+		    (snprintf(p, sizeof(p), "%s/data.mdb", path) < (int)sizeof(p) &&
+		    chmod(p, 0640) == -1) ||
+		    (snprintf(p, sizeof(p), "%s/lock.mdb", path) < (int)sizeof(p) &&
+		    chmod(p, 0660) == -1))
+			log_warn("store: %s: cannot make it readable by its group",
+			    path);
 	}
 	/*
 	 * A daemon killed with readers open leaves their slots behind while
@@ -290,6 +319,15 @@ store_open(struct store **out, const char *path, size_t map_size, int flags)
 		ret = rc == MDB_NOTFOUND ? STORE_E_NOSTORE : maperr(rc, "dbi_open");
 		goto fail;
 	}
+	/* added later: a read-only open of an older store goes without it */
+	rc = mdb_dbi_open(txn, "reprocessed", dbflags | MDB_INTEGERKEY,
+	    &st->reprocessed);
+	if (rc == 0)
+		st->have_reprocessed = 1;
+	else if (rc != MDB_NOTFOUND || !st->rdonly) {
+		ret = maperr(rc, "dbi_open");
+		goto fail;
+	}
 
 	rc = meta_get_u64(txn, st->meta, "schema", &schema);
 	if (rc == MDB_NOTFOUND && !st->rdonly) {
@@ -314,6 +352,26 @@ store_open(struct store **out, const char *path, size_t map_size, int flags)
 			goto fail;
 		}
 		meta_get_u64(txn, st->meta, "created_us", &created);
+		/*
+		 * A backup put back in place rewinds the log: the seqs after
+		 * its head will be given again to other mail.  Subscribers
+		 * must see a new stream, never mix the two: a new epoch.
+		 */
+		if (!st->rdonly && meta_get_u64(txn, st->meta, "restore", &restore) == 0) {
+			uint64_t old = epoch;
+			MDB_val	 rk = { 7, (void *)"restore" };
+
+			epoch = random64();
+			if ((rc = meta_put_u64(txn, st->meta, "epoch", epoch)) != 0 ||
+			    (rc = mdb_del(txn, st->meta, &rk, NULL)) != 0) {
+				ret = maperr(rc, "meta");
+				goto fail;
+			}
+			log_notice("store: %s is a backup put in place: new epoch "
+			    "%016llx (was %016llx); subscribers must start again "
+			    "in the new stream", path, (unsigned long long)epoch,
+			    (unsigned long long)old);
+		}
 	}
 	if (schema > STORE_SCHEMA) {
 		ret = STORE_E_SCHEMA;
@@ -493,6 +551,36 @@ name_key(char *buf, size_t bufsz, const char *queue, const char *name, MDB_val *
 }
 
 int
+store_mark_restore(struct store *st)
+{
+	MDB_txn	*txn;
+	int	 rc;
+
+	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0)
+		return maperr(rc, "txn_begin");
+	if ((rc = meta_put_u64(txn, st->meta, "restore", 1)) != 0) {
+		mdb_txn_abort(txn);
+		return maperr(rc, "meta");
+	}
+	return maperr(mdb_txn_commit(txn), "commit");
+}
+
+int
+store_find_reprocessed(struct store_rtxn *r, uint64_t seq, uint64_t *newseq)
+{
+	size_t	 s = (size_t)seq;
+	MDB_val	 k = { sizeof(s), &s }, v;
+	int	 rc;
+
+	if (!r->st->have_reprocessed)
+		return STORE_E_NOTFOUND;
+	if ((rc = mdb_get(r->txn, r->st->reprocessed, &k, &v)) != 0)
+		return maperr(rc, "reprocessed");
+	*newseq = val_u64(&v);
+	return 0;
+}
+
+int
 store_find_name(struct store_txn *t, const char *queue, const char *name,
     uint64_t *seq, uint8_t sha[32])
 {
@@ -653,6 +741,12 @@ store_add_named(struct store_txn *t, Vmingest__Record *rec, const char *name,
 			what = "put by_sha256";
 			goto fail;
 		}
+		/*
+		 * On MDB_KEYEXIST LMDB points v at the existing value (the
+		 * first record's seq): the indexes below want this record's.
+		 */
+		v.mv_size = sizeof(rec->seq);
+		v.mv_data = &rec->seq;
 	}
 	if (name == NULL)
 		name = rec->maildir_name;
@@ -674,6 +768,18 @@ store_add_named(struct store_txn *t, Vmingest__Record *rec, const char *name,
 		k.mv_data = topkey;
 		if ((rc = mdb_put(t->txn, st->by_topic, &k, &v, 0)) != 0) {
 			what = "put by_topic";
+			goto fail;
+		}
+	}
+	if (rec->reprocessed_from != 0 && st->have_reprocessed) {
+		size_t	 ok = (size_t)rec->reprocessed_from;
+
+		k.mv_size = sizeof(ok);
+		k.mv_data = &ok;
+		v.mv_size = sizeof(rec->seq);
+		v.mv_data = &rec->seq;
+		if ((rc = mdb_put(t->txn, st->reprocessed, &k, &v, 0)) != 0) {
+			what = "put reprocessed";
 			goto fail;
 		}
 	}
@@ -999,6 +1105,81 @@ store_time_seek(struct store_rtxn *r, int64_t us, uint64_t *seq)
 	return maperr(rc, "by_time");
 }
 
+/* An index entry already gone is fine; any other error stops the prune. */
+static int
+del_ok(int rc)
+{
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Delete key k of db if it points at seq. */
+static int
+del_if_points(MDB_txn *txn, MDB_dbi db, MDB_val *k, uint64_t seq)
+{
+	MDB_val	 v;
+	int	 rc;
+
+	if ((rc = mdb_get(txn, db, k, &v)) != 0)
+		return del_ok(rc);
+	if (val_u64(&v) != seq)
+		return 0;
+	return del_ok(mdb_del(txn, db, k, NULL));
+}
+
+/* Drop the index entries that point at record seq (retention). */
+static int
+unindex(struct store_txn *t, const Vmingest__Record *rec, uint64_t seq)
+{
+	struct store *st = t->st;
+	uint8_t	 key[300];
+	char	 nbuf[600];
+	size_t	 i, tl, sk = (size_t)seq;
+	MDB_val	 k;
+	int	 rc;
+
+	if (rec->sha256.len == 32) {
+		k.mv_size = 32;
+		k.mv_data = rec->sha256.data;
+		if ((rc = del_if_points(t->txn, st->by_sha, &k, seq)) != 0)
+			return rc;
+	}
+	for (i = 0; i < rec->n_topics; i++) {
+		tl = strlen(rec->topics[i]->topic);
+		if (tl + 9 > sizeof(key))
+			continue;
+		memcpy(key, rec->topics[i]->topic, tl);
+		key[tl] = '\0';
+		be64(key + tl + 1, rec->topics[i]->topic_seq);
+		k.mv_size = tl + 9;
+		k.mv_data = key;
+		if ((rc = del_ok(mdb_del(t->txn, st->by_topic, &k, NULL))) != 0)
+			return rc;
+	}
+	be64(key, (uint64_t)rec->received_at_us);
+	be64(key + 8, seq);
+	k.mv_size = 16;
+	k.mv_data = key;
+	if ((rc = del_ok(mdb_del(t->txn, st->by_time, &k, NULL))) != 0)
+		return rc;
+	/*
+	 * by_name may point at a later record of the same file (a reprocessed
+	 * one): only an entry for this seq goes.  XXX a name that was not
+	 * UTF-8 is indexed as read (store_add_named) and recorded repaired: its
+	 * entry stays, pointing at nothing (store_find_name finds no record).
+	 */
+	if (rec->queue && rec->maildir_name &&
+	    name_key(nbuf, sizeof(nbuf), rec->queue, rec->maildir_name, &k) == 0 &&
+	    (rc = del_if_points(t->txn, st->by_name, &k, seq)) != 0)
+		return rc;
+	if (st->have_reprocessed) {
+		k.mv_size = sizeof(sk);
+		k.mv_data = &sk;
+		if ((rc = del_ok(mdb_del(t->txn, st->reprocessed, &k, NULL))) != 0)
+			return rc;
+	}
+	return 0;
+}
+
 int
 store_prune(struct store *st, uint64_t before_seq, size_t max, int raw_only,
     uint64_t *done, uint64_t *bytes)
@@ -1019,10 +1200,7 @@ store_prune(struct store *st, uint64_t before_seq, size_t max, int raw_only,
 	}
 	while (*done < max && (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
 		Vmingest__Record *rec;
-		uint8_t	 key[300];
-		char	 nbuf[600];
 		MDB_val	 rk, rv;
-		size_t	 i, tl;
 
 		memcpy(&s, k.mv_data, sizeof(s));
 		if ((uint64_t)s >= before_seq)
@@ -1030,48 +1208,18 @@ store_prune(struct store *st, uint64_t before_seq, size_t max, int raw_only,
 		rk.mv_size = sizeof(s);
 		rk.mv_data = &s;
 		if (!raw_only) {
-			rec = record_unpack(v.mv_data, v.mv_size);
-			if (rec != NULL) {
-				/* drop the index entries that point at it */
-				if (rec->sha256.len == 32) {
-					MDB_val sk = { 32, rec->sha256.data }, sv;
-					if (mdb_get(t->txn, st->by_sha, &sk, &sv) == 0 &&
-					    val_u64(&sv) == (uint64_t)s)
-						mdb_del(t->txn, st->by_sha, &sk, NULL);
-				}
-				for (i = 0; i < rec->n_topics; i++) {
-					tl = strlen(rec->topics[i]->topic);
-					if (tl + 9 > sizeof(key))
-						continue;
-					memcpy(key, rec->topics[i]->topic, tl);
-					key[tl] = '\0';
-					be64(key + tl + 1, rec->topics[i]->topic_seq);
-					rv.mv_size = tl + 9;
-					rv.mv_data = key;
-					mdb_del(t->txn, st->by_topic, &rv, NULL);
-				}
-				be64(key, (uint64_t)rec->received_at_us);
-				be64(key + 8, (uint64_t)s);
-				rv.mv_size = 16;
-				rv.mv_data = key;
-				mdb_del(t->txn, st->by_time, &rv, NULL);
-				/*
-				 * XXX a name that was not UTF-8 is indexed as
-				 * read (store_add_named) and recorded repaired:
-				 * its by_name entry stays, pointing at nothing
-				 * (store_find_name then finds no record).
-				 */
-				if (rec->queue && rec->maildir_name &&
-				    name_key(nbuf, sizeof(nbuf), rec->queue,
-				    rec->maildir_name, &rv) == 0)
-					mdb_del(t->txn, st->by_name, &rv, NULL);
+			if ((rec = record_unpack(v.mv_data, v.mv_size)) != NULL) {
+				rc = unindex(t, rec, (uint64_t)s);
 				record_free(rec);
+				if (rc != 0)
+					break;
 			}
 			if ((rc = mdb_cursor_del(c, 0)) != 0)
 				break;
 			if (mdb_get(t->txn, st->raw, &rk, &rv) == 0) {
 				*bytes += rv.mv_size;
-				mdb_del(t->txn, st->raw, &rk, NULL);
+				if ((rc = del_ok(mdb_del(t->txn, st->raw, &rk, NULL))) != 0)
+					break;
 			}
 		} else {
 			*bytes += v.mv_size;
@@ -1082,6 +1230,7 @@ store_prune(struct store *st, uint64_t before_seq, size_t max, int raw_only,
 	}
 	mdb_cursor_close(c);
 	if (rc != 0 && rc != MDB_NOTFOUND) {
+		/* a full map shows here too: deleting needs free pages */
 		store_wabort(t);
 		*done = 0;
 		return maperr(rc, "prune");

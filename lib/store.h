@@ -9,7 +9,10 @@
  *   by_topic   topic NUL topic_seq(BE64) -> seq
  *   by_time    received_at_us(BE64) seq(BE64) -> ""
  *   topics     topic -> head topic_seq (uint64)
- *   meta       "schema", "epoch", "next_seq", "created_us"
+ *   reprocessed  old seq -> seq of the last record that re-ran it (added
+ *              later: a store made before has entries only from then on)
+ *   meta       "schema", "epoch", "next_seq", "created_us", "restore" (a
+ *              backup not yet opened for writing: store_mark_restore)
  *
  * Writes (one write transaction at a time, LMDB serialises writers: in
  * the daemon the committer thread for batches, the main loop for
@@ -48,6 +51,7 @@
 #define STORE_E_NOSTORE		(-8)	/* read-only open of a missing store */
 #define STORE_E_TOOBIG		(-9)	/* record over limits.record_bytes */
 #define STORE_E_READERS		(-10)	/* too many readers */
+#define STORE_E_PERM		(-11)	/* no permission (not in its group?) */
 
 /* LMDB keeps a value of at most 4 GiB - 1: no raw message can be bigger */
 #define STORE_MAX_VALUE	0xffffffffUL
@@ -128,6 +132,14 @@ uint64_t store_first_raw(struct store_rtxn *);
 int	 store_get(struct store_rtxn *, uint64_t seq, const void **rec, size_t *len);
 int	 store_get_raw(struct store_rtxn *, uint64_t seq, const void **raw, size_t *len);
 int	 store_get_record(struct store_rtxn *, uint64_t seq, Vmingest__Record **out);
+/*
+ * Mark a copy as a backup (vmingest backup): the first writable open of it
+ * (the daemon's, once it is put in place) gives it a new epoch, since the
+ * seqs after its head will be given to other mail than the original's.
+ */
+int	 store_mark_restore(struct store *);
+/* The seq of the last record that re-ran seq (reprocessed_from = seq). */
+int	 store_find_reprocessed(struct store_rtxn *, uint64_t seq, uint64_t *newseq);
 
 /* Iterate records from seq `from` upward. */
 int	 store_cursor_open(struct store_rtxn *, uint64_t from, struct store_cursor **);

@@ -251,3 +251,110 @@ def test_reprocessed_record_too_big_keeps_its_link(make_daemon):
     assert r["message_id"] == "big3r@t"
     assert d.raw(2) == big
     d.stop()
+
+
+def control(d):
+    """A raw connection to the control socket; ask(obj) -> reply lines up to done."""
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(os.path.join(d.state, "control.sock"))
+    f = s.makefile("rb")
+
+    def send(obj):
+        s.sendall(json.dumps(obj).encode() + b"\n")
+
+    def replies():
+        out = []
+        while True:
+            line = json.loads(f.readline())
+            out.append(line)
+            if line.get("done"):
+                return out
+    return s, send, replies
+
+
+def test_release_is_done_once(quarantining):
+    # the same seq twice in a request, and two releases of the same records
+    # at the same time: each quarantined record is released exactly once
+    d, rules = quarantining
+    quar = sorted(r["seq"] for r in records(d) if r["disposition"] == "QUARANTINED")
+    fix_rules(d, rules)
+    r = d.cli("quarantine", "release", "-c", d.config, str(quar[0]), str(quar[0]),
+              "--json")
+    assert [l["new_seq"] for l in jl(r.stdout) if "seq" in l] == [11]
+    a, send_a, replies_a = control(d)
+    b, send_b, replies_b = control(d)
+    req = {"op": "reprocess", "seqs": quar, "quarantined_only": True, "release": True}
+    send_a(req)
+    send_b(req)
+    got = [l for l in replies_a() + replies_b() if "seq" in l]
+    a.close()
+    b.close()
+    made = sorted(l["seq"] for l in got if "new_seq" in l)
+    refused = [l for l in got if "error" in l]
+    assert made == quar[1:], got
+    assert len(refused) == len(quar) + 1 and all("already" in l["error"] for l in refused)
+    d.wait_records(10 + len(quar))
+    back = sorted(x["reprocessed_from"] for x in records(d) if x["reprocessed_from"])
+    assert back == quar
+    # force does it again, on purpose
+    r = d.cli("quarantine", "release", "-c", d.config, "--force", str(quar[0]), "--json")
+    assert len([l for l in jl(r.stdout) if "new_seq" in l]) == 1
+
+
+def test_reprocessed_duplicate_stays_a_duplicate(make_daemon):
+    d = make_daemon().start()
+    m = message(1)
+    d.maildir().deliver(m)
+    d.wait_records(1)
+    d.maildir().deliver(m)          # same bytes, another name
+    d.wait_records(2)
+    assert records(d)[1]["disposition"] == "DUPLICATE"
+    out = jl(d.cli("reprocess", "-c", d.config, "2", "--json").stdout)
+    assert [l["new_seq"] for l in out if "seq" in l] == [3]
+    r = records(d)[2]
+    assert r["disposition"] == "DUPLICATE" and r["duplicate_of"] == 1, r
+    assert r["reprocessed_from"] == 2 and r["topics"] == []
+    d.stop()
+
+
+def test_reprocess_from_another_store_is_refused(make_daemon):
+    d = make_daemon().start()
+    d.maildir().deliver(message(1))
+    d.wait_records(1)
+    other = make_daemon().start()
+    other.maildir().deliver(message(2))
+    other.wait_records(1)
+    other.stop()
+    # seq 1 of the other store is not seq 1 here
+    r = d.cli("reprocess", "-c", d.config, "--store", other.store, "1", check=False)
+    assert r.returncode == 2 and "another store" in r.stdout + r.stderr, r
+    assert d.stats()["last_seq"] == 1
+    d.stop()
+
+
+def test_control_client_that_reads_no_reply_is_closed(daemon):
+    # a client that sends requests and reads none of the replies: its
+    # replies are not piled up without end, it is closed, ingest goes on
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(os.path.join(daemon.state, "control.sock"))
+    s.settimeout(10)
+    ping = b'{"op":"ping"}\n' * 4096
+    sent = 0
+    try:
+        while sent < (32 << 20):
+            sent += s.send(ping)
+    except OSError:
+        pass                    # closed by the daemon: what we want
+    wait_for(lambda: "reads none of its" in daemon.log(), what="client closed")
+    daemon.maildir().deliver(message(1))
+    daemon.wait_records(1)
+    # the other connections still work
+    c, send, replies = control(daemon)
+    send({"op": "ping"})
+    assert replies() == [{"done": True, "ok": True}]
+    c.close()
+    s.close()
+    assert daemon.alive()

@@ -2,10 +2,12 @@
 correctly (a consistent snapshot: seqs 1..N without a hole, bytes intact)."""
 import json
 import os
+import shutil
+import subprocess
 import threading
 import time
 
-from conftest import message, wait_for
+from conftest import VMINGEST, message, wait_for
 
 
 def jl(text):
@@ -58,3 +60,49 @@ def test_backup_during_ingest(make_daemon):
     # refuses to overwrite
     r = d.cli("backup", "-c", d.config, "--out", copies[0][0], check=False)
     assert r.returncode == 2 and "not empty" in r.stderr
+
+
+def test_restored_backup_is_a_new_stream(make_daemon, tmp_path):
+    # a backup put back rewinds the log: seqs after its head go to other
+    # mail.  A subscriber past that head must be told (new epoch), not
+    # take the new mail for records it has (it used to skip it silently).
+    d = make_daemon().start()
+    for i in range(3):
+        d.maildir().deliver(message(i))
+    d.wait_records(3)
+    out = str(tmp_path / "backup")
+    d.cli("backup", "-c", d.config, "--out", out)
+    for i in range(3, 6):
+        d.maildir().deliver(message(i))
+    d.wait_records(6)
+    ck = str(tmp_path / "ck")
+    sub = [VMINGEST, "sub", "--endpoint", d.pub_endpoint, "--replay-endpoint",
+           d.replay_endpoint, "--checkpoint", ck]
+    r = subprocess.run(sub + ["--from-start", "--count", "6", "--summary"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and json.loads(r.stdout)["last_seq"] == 6
+    old_epoch = d.stats()["epoch"]
+    d.stop()
+    shutil.rmtree(d.store)
+    shutil.copytree(out, d.store)
+    d.start()
+    assert "is a backup put in place: new epoch" in d.log_since_start()
+    assert d.stats()["epoch"] != old_epoch
+    for i in range(6, 8):
+        d.maildir().deliver(message(i))
+    d.wait_records(5)
+    r = subprocess.run(sub + ["--timeout", "10"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 1 and "epoch" in r.stderr, r.stderr
+    # started again in the new stream, it gets the new mail
+    os.unlink(ck)
+    r = subprocess.run(sub + ["--from", "4", "--count", "2", "--json"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0
+    assert [json.loads(l)["seq"] for l in r.stdout.splitlines()] == [4, 5]
+    # only once: a restart keeps the new epoch
+    epoch = d.stats()["epoch"]
+    d.stop()
+    d.start()
+    assert d.stats()["epoch"] == epoch
+    d.stop()

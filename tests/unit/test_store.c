@@ -346,6 +346,50 @@ test_too_big_and_prune(void **state)
 }
 
 /*
+ * A reprocessed record takes over its file's by_name entry and is indexed
+ * under the seq it re-ran; pruning the original leaves both to the new one.
+ */
+static void
+test_reprocessed_index_and_prune(void **state)
+{
+	struct store *st;
+	struct store_txn *t;
+	struct store_rtxn *r;
+	Vmingest__Record *a;
+	uint64_t done, bytes, seq;
+	uint8_t	 sha[32];
+
+	assert_int_equal(store_open(&st, dir, 16 << 20, 0), 0);
+	a = mkrec("q", "file1", "t", 1, 100);
+	add(st, a, "raw");					/* seq 1 */
+	record_free(a);
+	a = mkrec("q", "file1", "t", 1, 200);
+	a->reprocessed_from = 1;
+	add(st, a, "raw");					/* seq 2 */
+	record_free(a);
+	assert_int_equal(store_rbegin(st, &r), 0);
+	assert_int_equal(store_find_reprocessed(r, 1, &seq), 0);
+	assert_int_equal(seq, 2);
+	assert_int_equal(store_find_reprocessed(r, 2, &seq), STORE_E_NOTFOUND);
+	store_rend(r);
+	assert_int_equal(store_wbegin(st, &t), 0);
+	assert_int_equal(store_find_name(t, "q", "file1", &seq, sha), 0);
+	assert_int_equal(seq, 2);
+	store_wabort(t);
+	assert_int_equal(store_prune(st, 2, 10, 0, &done, &bytes), 0);
+	assert_int_equal(done, 1);
+	assert_int_equal(store_wbegin(st, &t), 0);
+	/* still found: by_name pointed at seq 2, not at the pruned seq 1 */
+	assert_int_equal(store_find_name(t, "q", "file1", &seq, sha), 0);
+	assert_int_equal(seq, 2);
+	store_wabort(t);
+	assert_int_equal(store_rbegin(st, &r), 0);
+	assert_int_equal(store_find_reprocessed(r, 1, &seq), STORE_E_NOTFOUND);
+	store_rend(r);
+	store_close(st);
+}
+
+/*
  * The daemon keeps the transaction after STORE_E_TOOBIG (it stores a
  * shrunk record in its place): the refused add must not have moved the
  * topic heads, or the topic stream has a gap no record fills.
@@ -453,6 +497,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_exclusive_and_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_big_and_prune, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reprocessed_index_and_prune, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trim_resident, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_big_leaves_no_topic_gap, setup, teardown),
 	};
