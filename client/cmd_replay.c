@@ -49,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <zmq.h>
 
 #include "cmd_common.h"
@@ -61,7 +62,17 @@
 int	replay_parse_time(const char *s, int64_t now_us, int64_t *out);
 
 #define REPLAY_MAX_TOPICS	32
-#define REPLAY_RENEW_EVERY	4096	/* records per read snapshot */
+#define REPLAY_CHUNK		256		/* records per read snapshot */
+#define REPLAY_CHUNK_BYTES	(8u << 20)	/* and their raw bytes, about */
+
+/* A record read in one snapshot, written after it is released. */
+struct chunk_item {
+	uint64_t seq;
+	Vmingest__Record *rec;	/* NULL when not needed */
+	uint8_t	*raw;
+	size_t	 len;
+	int	 missing;	/* raw bytes pruned by retention */
+};
 #define REPLAY_BACKSCAN		4096	/* --since: seqs checked below the seek */
 
 enum { F_JSON, F_RAW, F_MBOX, F_MAILDIR };
@@ -683,7 +694,7 @@ replay_local(const struct ropts *o)
 	struct rout w;
 	struct progress pg;
 	struct sigaction sa, osa;
-	uint64_t seq, start, end, head, n_snap = 0, missing = 0, n_out = 0;
+	uint64_t seq = 0, start, end, head, next, missing = 0, n_out = 0;
 	int	 need_rec, rc, status = 0, have_out = 0;
 
 	if (cli_open_store("replay", o->store, o->cfg, &st) == -1)
@@ -724,71 +735,114 @@ replay_local(const struct ropts *o)
 	pg.t0 = pg.last = mono_s();
 	pg.total = end >= start ? end - start + 1 : 0;
 
-	if (start <= end && (rc = store_cursor_open(r, start, &c)) != 0)
-		goto store_err;
-	while (c != NULL && !replay_stop) {
-		Vmingest__Record *rec = NULL;
-		const void *rp = NULL, *raw = NULL;
-		size_t	 rl = 0, len = 0;
+	/*
+	 * In chunks: read up to REPLAY_CHUNK records (copied out) in a fresh
+	 * snapshot, release it, then write them.  A consumer that reads the
+	 * output slowly (a pager, a full pipe) then holds no snapshot, which
+	 * would keep the daemon from reusing pages and fill the map.
+	 */
+	store_rreset(r);
+	next = start;
+	while (next <= end && !replay_stop) {
+		struct chunk_item items[REPLAY_CHUNK];
+		size_t	 ni = 0, bytes = 0, k;
+		int	 done = 0;
 
-		if ((rc = store_cursor_next(c, &seq, &rp, &rl)) != 0) {
-			if (rc == STORE_E_NOTFOUND)
-				break;
+		if ((rc = store_rrenew(r)) != 0 ||
+		    (rc = store_cursor_open(r, next, &c)) != 0)
 			goto store_err;
+		while (ni < REPLAY_CHUNK && bytes < REPLAY_CHUNK_BYTES) {
+			struct chunk_item *it = &items[ni];
+			Vmingest__Record *rec = NULL;
+			const void *rp = NULL, *raw = NULL;
+			size_t	 rl = 0, len = 0;
+
+			if ((rc = store_cursor_next(c, &seq, &rp, &rl)) != 0) {
+				if (rc != STORE_E_NOTFOUND)
+					goto chunk_err;
+				done = 1;
+				break;
+			}
+			if (seq > end) {
+				done = 1;
+				break;
+			}
+			next = seq + 1;
+			if (need_rec && (rec = record_unpack(rp, rl)) == NULL) {
+				fprintf(stderr, "vmingest replay: seq %llu: record "
+				    "does not unpack; skipped\n",
+				    (unsigned long long)seq);
+				status = 1;
+				continue;
+			}
+			if (rec != NULL && ((o->quar && rec->disposition !=
+			    VMINGEST__DISPOSITION__QUARANTINED) ||
+			    (o->has_since && rec->received_at_us < o->since) ||
+			    (o->has_until && rec->received_at_us >= o->until) ||
+			    !topic_match(o, rec))) {
+				record_free(rec);
+				continue;
+			}
+			memset(it, 0, sizeof(*it));
+			it->seq = seq;
+			it->rec = rec;
+			if (o->format != F_JSON) {
+				rc = store_get_raw(r, seq, &raw, &len);
+				if (rc == STORE_E_NOTFOUND)
+					it->missing = 1;
+				else if (rc != 0) {
+					record_free(rec);
+					goto chunk_err;
+				} else {
+					if ((it->raw = malloc(len ? len : 1)) == NULL)
+						log_fatal("malloc");
+					memcpy(it->raw, raw, len);
+					it->len = len;
+				}
+			}
+			bytes += len;
+			ni++;
 		}
-		if (seq > end)
-			break;
-		pg.done = seq - start + 1;
-		if (need_rec && (rec = record_unpack(rp, rl)) == NULL) {
-			fprintf(stderr, "vmingest replay: seq %llu: record does not "
-			    "unpack; skipped\n", (unsigned long long)seq);
-			status = 1;
-			goto next;
-		}
-		if (rec != NULL && ((o->quar && rec->disposition !=
-		    VMINGEST__DISPOSITION__QUARANTINED) ||
-		    (o->has_since && rec->received_at_us < o->since) ||
-		    (o->has_until && rec->received_at_us >= o->until) ||
-		    !topic_match(o, rec)))
-			goto next;
-		if (o->format != F_JSON) {
-			rc = store_get_raw(r, seq, &raw, &len);
-			if (rc == STORE_E_NOTFOUND) {
+		store_cursor_close(c);
+		c = NULL;
+		store_rreset(r);
+		for (k = 0; k < ni; k++) {
+			struct chunk_item *it = &items[k];
+
+			pg.done = it->seq - start + 1;
+			if (it->missing) {
 				fprintf(stderr, "vmingest replay: seq %llu: raw bytes "
 				    "pruned by retention; skipped\n",
-				    (unsigned long long)seq);
+				    (unsigned long long)it->seq);
 				missing++;
-				goto next;
+			} else if (status != 2 && emit(o, &w, it->seq, it->rec,
+			    it->raw, it->len) == -1) {
+				fprintf(stderr, "vmingest replay: %s: %s\n", w.path,
+				    strerror(errno));
+				status = 2;
+			} else if (status != 2) {
+				pg.bytes += it->len;
+				/* the first record goes out at once: a consumer
+				 * sees the stream start without a full buffer */
+				if (n_out++ == 0 && w.fp != NULL)
+					fflush(w.fp);
 			}
-			if (rc != 0) {
-				record_free(rec);
-				goto store_err;
-			}
+			seq = it->seq;
+			free(it->raw);
+			record_free(it->rec);
+			progress_show(&pg, 0);
 		}
-		if (emit(o, &w, seq, rec, raw, len) == -1) {
-			fprintf(stderr, "vmingest replay: %s: %s\n", w.path,
-			    strerror(errno));
-			record_free(rec);
-			status = 2;
+		if (status == 2)
 			goto out;
+		if (done)
+			break;
+		continue;
+chunk_err:
+		while (ni > 0) {
+			free(items[--ni].raw);
+			record_free(items[ni].rec);
 		}
-		pg.bytes += len;
-		/* the first record goes out at once: a consumer sees the stream
-		 * start without waiting for a full buffer */
-		if (n_out++ == 0 && w.fp != NULL)
-			fflush(w.fp);
-next:
-		record_free(rec);
-		progress_show(&pg, 0);
-		/* a fresh snapshot now and then: never pin the daemon's pages */
-		if (++n_snap >= REPLAY_RENEW_EVERY && seq < end) {
-			n_snap = 0;
-			store_cursor_close(c);
-			c = NULL;
-			if ((rc = store_rrenew(r)) != 0 ||
-			    (rc = store_cursor_open(r, seq + 1, &c)) != 0)
-				goto store_err;
-		}
+		goto store_err;
 	}
 	progress_show(&pg, 1);
 	if (replay_stop) {
@@ -832,6 +886,18 @@ send_request(void *d, const Vmingest__ReplayRequest *q)
 	return rc;
 }
 
+/* Whether raw bytes from the wire are the ones the record describes. */
+static int
+raw_matches(const Vmingest__Record *rec, const uint8_t *raw, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	return EVP_Digest(raw ? raw : (const uint8_t *)"", len, md, &mdlen,
+	    EVP_sha256(), NULL) == 1 && rec->sha256.len == mdlen &&
+	    memcmp(md, rec->sha256.data, mdlen) == 0;
+}
+
 /*
  * The same selection through a daemon's replay service (docs/PROTOCOL.md
  * "Replay service"): one stream, credit batches answered with `more`,
@@ -846,7 +912,7 @@ replay_remote(const struct ropts *o)
 	struct rout w;
 	struct progress pg;
 	struct sigaction sa, osa;
-	uint64_t epoch = 0, rid, last = 0;
+	uint64_t epoch = 0, rid, last = 0, missing = 0;
 	int	 zero = 0, status = 2, have_out = 0, waited = 0;
 
 	if (o->server_key != NULL && (cli_read_keyfile("replay", o->server_key, skey) == -1 ||
@@ -961,6 +1027,21 @@ replay_remote(const struct ropts *o)
 						    "no raw frame\n",
 						    (unsigned long long)env->seq);
 						k = -2;
+					} else if (o->format != F_JSON && len == 0 &&
+					    rec->raw_size > 0) {
+						/* the service sends none once pruned */
+						fprintf(stderr, "vmingest replay: seq %llu: "
+						    "raw bytes pruned by retention; "
+						    "skipped\n",
+						    (unsigned long long)env->seq);
+						missing++;
+					} else if (o->format != F_JSON &&
+					    !raw_matches(rec, raw, len)) {
+						fprintf(stderr, "vmingest replay: seq %llu: "
+						    "the raw bytes do not match the "
+						    "record's sha256\n",
+						    (unsigned long long)env->seq);
+						k = -2;
 					} else if (emit(o, &w, env->seq, rec, raw,
 					    len) == -1) {
 						fprintf(stderr, "vmingest replay: %s: %s\n",
@@ -1003,6 +1084,8 @@ replay_remote(const struct ropts *o)
 		if (k == -3)
 			break;
 	}
+	if (missing > 0 && status == 0)
+		status = 1;
 out:
 	if (have_out) {
 		if (out_close(&w) == -1)

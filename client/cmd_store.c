@@ -135,6 +135,35 @@ cell(char *buf, size_t n, const char *s, size_t w)
 	buf[i] = '\0';
 }
 
+/* One record as list prints it, to fp. */
+static void
+list_line(FILE *fp, const struct sopts *o, const Vmingest__Record *rec)
+{
+	char	 when[32], q[16], t[40], s[200], *js;
+	json_t	*j;
+
+	if (o->json) {
+		j = record_to_json(rec, 0);
+		js = json_dumps(j, JSON_COMPACT);
+		json_decref(j);
+		if (js == NULL)
+			log_fatal("json_dumps");
+		fprintf(fp, "%s\n", js);
+		free(js);
+		return;
+	}
+	fmt_time(when, sizeof(when), rec->received_at_us);
+	cell(q, sizeof(q), rec->queue, 10);
+	cell(t, sizeof(t), rec->topic, 24);
+	cell(s, sizeof(s), rec->disposition == VMINGEST__DISPOSITION__QUARANTINED ?
+	    rec->reason : rec->subject, 60);
+	fprintf(fp, "%-8llu %-20s %-10s %-24s %-11s %8llu  %s\n",
+	    (unsigned long long)rec->seq, when, q, t,
+	    disposition_name(rec->disposition), (unsigned long long)rec->raw_size, s);
+}
+
+#define LIST_CHUNK	256	/* records formatted per read snapshot */
+
 int
 cmd_list(int argc, char **argv)
 {
@@ -144,15 +173,14 @@ cmd_list(int argc, char **argv)
 	struct store_cursor *c;
 	const void *p;
 	size_t	 len;
-	uint64_t seq, n = 0;
-	int	 rc;
+	uint64_t seq, n = 0, next;
+	int	 rc, done = 0;
 
 	if (parse(argc, argv, list_usage, &o) == -1 || optind != argc)
 		return 2;
 	if (cli_open_store("list", o.store, o.cfg, &st) == -1)
 		return 2;
-	if ((rc = store_rbegin(st, &r)) != 0 ||
-	    (rc = store_cursor_open(r, o.from, &c)) != 0) {
+	if ((rc = store_rbegin(st, &r)) != 0) {
 		fprintf(stderr, "vmingest list: %s\n", store_strerror(rc));
 		store_close(st);
 		return 2;
@@ -160,38 +188,59 @@ cmd_list(int argc, char **argv)
 	if (!o.json)
 		printf("%-8s %-20s %-10s %-24s %-11s %8s  %s\n", "SEQ", "RECEIVED",
 		    "QUEUE", "TOPIC", "DISPOSITION", "SIZE", "SUBJECT");
-	while ((o.limit == 0 || n < o.limit) &&
-	    store_cursor_next(c, &seq, &p, &len) == 0) {
-		Vmingest__Record *rec = record_unpack(p, len);
-		char	 when[32], q[16], t[40], s[200];
+	/*
+	 * A chunk of lines is formatted in a fresh snapshot, which is
+	 * released before they are written: `vmingest list | less` left open
+	 * must not pin the daemon's pages (the map would fill).
+	 */
+	next = o.from;
+	while (!done) {
+		char	*buf = NULL;
+		size_t	 blen = 0, k = 0;
+		FILE	*mem;
 
-		if (rec == NULL) {
-			fprintf(stderr, "vmingest list: seq %llu: record does not "
-			    "decode\n", (unsigned long long)seq);
-			continue;
+		if ((mem = open_memstream(&buf, &blen)) == NULL)
+			log_fatal("open_memstream");
+		if ((rc = store_rrenew(r)) != 0 ||
+		    (rc = store_cursor_open(r, next, &c)) != 0) {
+			fclose(mem);
+			free(buf);
+			fprintf(stderr, "vmingest list: %s\n", store_strerror(rc));
+			store_rend(r);
+			store_close(st);
+			return 2;
 		}
-		if (o.quar && rec->disposition != VMINGEST__DISPOSITION__QUARANTINED) {
+		done = 1;
+		while ((o.limit == 0 || n < o.limit) &&
+		    store_cursor_next(c, &seq, &p, &len) == 0) {
+			Vmingest__Record *rec = record_unpack(p, len);
+
+			next = seq + 1;
+			if (rec == NULL) {
+				fprintf(stderr, "vmingest list: seq %llu: record does "
+				    "not decode\n", (unsigned long long)seq);
+				continue;
+			}
+			if (o.quar &&
+			    rec->disposition != VMINGEST__DISPOSITION__QUARANTINED) {
+				record_free(rec);
+				continue;
+			}
+			n++;
+			list_line(mem, &o, rec);
 			record_free(rec);
-			continue;
+			if (++k == LIST_CHUNK) {
+				done = 0;
+				break;
+			}
 		}
-		n++;
-		if (o.json)
-			cli_print_json(record_to_json(rec, 0));
-		else {
-			fmt_time(when, sizeof(when), rec->received_at_us);
-			cell(q, sizeof(q), rec->queue, 10);
-			cell(t, sizeof(t), rec->topic, 24);
-			cell(s, sizeof(s), rec->disposition ==
-			    VMINGEST__DISPOSITION__QUARANTINED ? rec->reason :
-			    rec->subject, 60);
-			printf("%-8llu %-20s %-10s %-24s %-11s %8llu  %s\n",
-			    (unsigned long long)rec->seq, when, q, t,
-			    disposition_name(rec->disposition),
-			    (unsigned long long)rec->raw_size, s);
-		}
-		record_free(rec);
+		store_cursor_close(c);
+		store_rreset(r);
+		fclose(mem);
+		if (blen > 0 && fwrite(buf, 1, blen, stdout) != blen)
+			done = 1;	/* the caller sees the error on stdout */
+		free(buf);
 	}
-	store_cursor_close(c);
 	store_rend(r);
 	store_close(st);
 	return 0;
@@ -345,16 +394,26 @@ cmd_show(int argc, char **argv)
 		store_close(st);
 		return 2;
 	}
+	/* copied out and the snapshot released before writing: see list */
 	if (o.raw) {
+		uint8_t	*copy = NULL;
+
 		rc = store_get_raw(r, seq, &raw, &len);
 		if (rc == 0) {
-			if (fwrite(raw, 1, len, stdout) != len || fflush(stdout) != 0) {
-				perror("vmingest show: stdout");
-				ret = 2;
-			}
+			if ((copy = malloc(len ? len : 1)) == NULL)
+				log_fatal("malloc");
+			memcpy(copy, raw, len);
 		}
+		store_rreset(r);
+		if (copy != NULL && (fwrite(copy, 1, len, stdout) != len ||
+		    fflush(stdout) != 0)) {
+			perror("vmingest show: stdout");
+			ret = 2;
+		}
+		free(copy);
 	} else {
 		rc = store_get_record(r, seq, &rec);
+		store_rreset(r);
 		if (rc == 0) {
 			if (o.json)
 				cli_print_json(record_to_json(rec, 0));

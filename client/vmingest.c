@@ -11,6 +11,7 @@
  * asked about is not so (not found, not ready, rules do not compile),
  * 2 usage error or cannot reach / open what was named.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,22 @@ usage(FILE *fp)
 	    "See vmingest(1), vmingestd(8).\n");
 }
 
+/*
+ * What a command printed must have reached standard output: a full disk,
+ * a closed pipe (SIGPIPE ignored) or /dev/full turns a success into 2, so
+ * that `vmingest list > file` never exits 0 with the file cut short.
+ */
+static int
+output_checked(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "vmingest: standard output: %s\n",
+		    errno ? strerror(errno) : "write error");
+		return 2;
+	}
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -87,7 +104,7 @@ main(int argc, char **argv)
 	}
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (cmds[i].fn != NULL && !strcmp(cmds[i].name, argv[1]))
-			return cmds[i].fn(argc - 1, argv + 1);
+			return output_checked(cmds[i].fn(argc - 1, argv + 1));
 	fprintf(stderr, "vmingest: unknown command \"%s\"; try vmingest --help\n",
 	    argv[1]);
 	return 2;

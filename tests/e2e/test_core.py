@@ -504,7 +504,55 @@ def test_cli_exit_codes(daemon):
     assert r.returncode == 2 and "no store" in r.stderr
     r = daemon.cli("show", "1", "--store", daemon.store)
     assert "seq:          1" in r.stdout
+    # output that does not reach its file is a failure, not a success
+    for cmd in (["list"], ["list", "--json"], ["show", "1"], ["stats"],
+                ["quarantine", "list"]):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([VMINGEST] + cmd + ["--store", daemon.store],
+                               stdout=full, stderr=subprocess.PIPE, timeout=30)
+        assert r.returncode == 2, (cmd, r.returncode)
+        assert b"standard output" in r.stderr, (cmd, r.stderr)
     daemon.stop()
+
+
+def test_store_is_readable_by_its_group_and_nobody_else(make_daemon):
+    # operators in the store's group run vmingest list/show/replay without
+    # any write right to the mail: group read on the store and data.mdb,
+    # group write on lock.mdb (LMDB readers register there)
+    import shutil
+    import tempfile
+    base = tempfile.mkdtemp(dir="/tmp")
+    try:
+        os.chmod(base, 0o711)
+        state = os.path.join(base, "state")
+        d = make_daemon(extra={"daemon": {"state_dir": state}})
+        d.store = os.path.join(state, "store")
+        d.start()
+        d.maildir().deliver(message(1))
+        d.wait_records(1)
+        modes = {f: oct(os.stat(os.path.join(d.store, f)).st_mode & 0o777)
+                 for f in (".", "data.mdb", "lock.mdb")}
+        assert modes == {".": "0o750", "data.mdb": "0o640", "lock.mdb": "0o660"}, modes
+        cli = os.path.join(base, "vmingest")          # where uid 4242 may run it
+        shutil.copy(VMINGEST, cli)
+        os.chmod(state, 0o750)
+        gid = os.stat(d.store).st_gid
+
+        def list_as(uid, g):
+            def drop():
+                os.setgroups([])
+                os.setgid(g)
+                os.setuid(uid)
+            return subprocess.run([cli, "list", "--store", d.store, "--json"],
+                                  preexec_fn=drop, capture_output=True, timeout=30)
+        r = list_as(4242, gid)
+        assert r.returncode == 0, r.stderr
+        assert len(r.stdout.splitlines()) == 1
+        r = list_as(4242, 4242)
+        assert r.returncode == 2 and b"permission denied" in r.stderr, r.stderr
+        d.stop()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_show_does_not_send_message_control_bytes_to_the_terminal(daemon):

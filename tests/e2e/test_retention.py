@@ -114,6 +114,12 @@ def test_retain_raw_days_keeps_records(make_daemon):
     assert r.returncode == 1
     assert r.stderr.decode().count("pruned by retention") == 30
     assert len(r.stdout) == 500                                # seq 31 only
+    # the same through the replay service: no empty message, exit 1
+    r = d.cli("replay", "--endpoint", d.replay_endpoint, "--format", "raw",
+              "--to", "31", check=False, binary=True)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.decode().count("pruned by retention") == 30
+    assert r.stdout == d.raw(31)
     assert status(d)["pruned_records"] == 0
 
 
@@ -161,3 +167,35 @@ def test_retain_bytes_drops_oldest_first(make_daemon):
     assert seqs == list(range(402 - len(seqs), 402))
     assert 64 <= len(seqs) <= 128
     assert status(d)["pruned_records"] == 401 - len(seqs)
+
+
+@pytest.mark.parametrize("reader", [["list", "--json"], ["replay", "--format", "raw"]])
+def test_cli_reader_stalled_on_a_pipe_does_not_fill_the_map(make_daemon, reader):
+    # an LMDB reader pins the pages freed after its snapshot: a CLI left
+    # blocked on a full pipe (a pager nobody reads) must not hold one, or
+    # retention frees nothing the daemon can reuse and the map fills
+    d = make_daemon(extra={"store": {"map_size": "16M", "retain_bytes": "2M"}}).start()
+    md = d.maildir()
+    for i in range(200):
+        md.deliver(message(i, body="x" * 2000 + "\n"))
+    d.wait_records(200)
+    cli = subprocess.Popen([os.path.join(BUILD, "vmingest")] + reader +
+                           ["--store", d.store], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL)
+    try:
+        # 24 MiB through a 16 MiB map while the reader is stuck, paced so
+        # that retention (2 MiB) keeps up: only pinned pages can fill it
+        body = ("%05d " % 0) * 10000 + "\n"          # ~60 KB
+        for k in range(8):
+            for i in range(50):
+                md.deliver(message(1000 + 50 * k + i, body=body))
+            d.wait_records(250 + 50 * k, timeout=30)
+            wait_for(lambda: d.stats()["records"] <= 40, timeout=30,
+                     what="retention caught up")
+        assert md.new_files() == []
+        assert cli.poll() is None, "the reader was not blocked after all"
+        assert "ingestion paused" not in d.log()
+    finally:
+        cli.kill()
+        cli.wait()
+    d.stop()
