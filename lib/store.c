@@ -538,6 +538,8 @@ store_wnext_seq(struct store_txn *t)
 	return t->next_seq;
 }
 
+#define TOPIC_KEY_MAX	300	/* a topic (< 256 bytes), NUL, 8 bytes */
+
 static int
 name_key(char *buf, size_t bufsz, const char *queue, const char *name, MDB_val *k)
 {
@@ -577,6 +579,22 @@ store_find_reprocessed(struct store_rtxn *r, uint64_t seq, uint64_t *newseq)
 	if ((rc = mdb_get(r->txn, r->st->reprocessed, &k, &v)) != 0)
 		return maperr(rc, "reprocessed");
 	*newseq = val_u64(&v);
+	return 0;
+}
+
+/* by_topic's key: topic NUL topic_seq (big-endian); -1 if too long. */
+static int
+topic_key(uint8_t buf[TOPIC_KEY_MAX], const char *topic, uint64_t ts, MDB_val *k)
+{
+	size_t	 tl = strlen(topic);
+
+	if (tl + 9 > TOPIC_KEY_MAX)
+		return -1;
+	memcpy(buf, topic, tl);
+	buf[tl] = '\0';
+	be64(buf + tl + 1, ts);
+	k->mv_size = tl + 9;
+	k->mv_data = buf;
 	return 0;
 }
 
@@ -691,8 +709,8 @@ store_add_named(struct store_txn *t, Vmingest__Record *rec, const char *name,
 {
 	struct store *st = t->st;
 	uint8_t	*packed = NULL;
-	uint8_t	 tk[8 + 8], topkey[300];
-	size_t	 plen, seqk, i, tl;
+	uint8_t	 tk[8 + 8], topkey[TOPIC_KEY_MAX];
+	size_t	 plen, seqk, i;
 	char	 nbuf[600];
 	MDB_val	 k, v;
 	const char *what;
@@ -758,14 +776,9 @@ store_add_named(struct store_txn *t, Vmingest__Record *rec, const char *name,
 		}
 	}
 	for (i = 0; i < rec->n_topics; i++) {
-		tl = strlen(rec->topics[i]->topic);
-		if (tl + 9 > sizeof(topkey))
+		if (topic_key(topkey, rec->topics[i]->topic,
+		    rec->topics[i]->topic_seq, &k) == -1)
 			continue;
-		memcpy(topkey, rec->topics[i]->topic, tl);
-		topkey[tl] = '\0';
-		be64(topkey + tl + 1, rec->topics[i]->topic_seq);
-		k.mv_size = tl + 9;
-		k.mv_data = topkey;
 		if ((rc = mdb_put(t->txn, st->by_topic, &k, &v, 0)) != 0) {
 			what = "put by_topic";
 			goto fail;
@@ -1036,19 +1049,14 @@ int
 store_topic_find(struct store_rtxn *r, const char *topic, uint64_t ts,
     uint64_t *seq, uint64_t *found_ts)
 {
-	uint8_t	 key[300];
+	uint8_t	 key[TOPIC_KEY_MAX];
 	size_t	 tl = strlen(topic);
 	MDB_cursor *c;
 	MDB_val	 k, v;
 	int	 rc;
 
-	if (tl + 9 > sizeof(key))
+	if (topic_key(key, topic, ts, &k) == -1)
 		return STORE_E_NOTFOUND;
-	memcpy(key, topic, tl);
-	key[tl] = '\0';
-	be64(key + tl + 1, ts);
-	k.mv_size = tl + 9;
-	k.mv_data = key;
 	if ((rc = mdb_cursor_open(r->txn, r->st->by_topic, &c)) != 0)
 		return maperr(rc, "cursor");
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
@@ -1131,9 +1139,9 @@ static int
 unindex(struct store_txn *t, const Vmingest__Record *rec, uint64_t seq)
 {
 	struct store *st = t->st;
-	uint8_t	 key[300];
+	uint8_t	 key[TOPIC_KEY_MAX];
 	char	 nbuf[600];
-	size_t	 i, tl, sk = (size_t)seq;
+	size_t	 i, sk = (size_t)seq;
 	MDB_val	 k;
 	int	 rc;
 
@@ -1144,14 +1152,9 @@ unindex(struct store_txn *t, const Vmingest__Record *rec, uint64_t seq)
 			return rc;
 	}
 	for (i = 0; i < rec->n_topics; i++) {
-		tl = strlen(rec->topics[i]->topic);
-		if (tl + 9 > sizeof(key))
+		if (topic_key(key, rec->topics[i]->topic,
+		    rec->topics[i]->topic_seq, &k) == -1)
 			continue;
-		memcpy(key, rec->topics[i]->topic, tl);
-		key[tl] = '\0';
-		be64(key + tl + 1, rec->topics[i]->topic_seq);
-		k.mv_size = tl + 9;
-		k.mv_data = key;
 		if ((rc = del_ok(mdb_del(t->txn, st->by_topic, &k, NULL))) != 0)
 			return rc;
 	}
