@@ -19,7 +19,7 @@ import time
 import pytest
 
 from conftest import BUILD, REPO, VMINGEST, free_port, message, protoc_pb2, wait_for
-from test_publish import Sub, deliver
+from test_publish import Sub, deliver, _reap_subs  # noqa: F401 (autouse)
 
 zmq = pytest.importorskip("zmq")
 
