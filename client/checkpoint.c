@@ -17,17 +17,9 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "util.h"
 
 #define CKPT_LINE	512
-
-static int
-topic_chars_ok(const char *t)
-{
-	size_t	 n = strlen(t);
-
-	return n > 0 && n < 256 &&
-	    strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_-.") == n;
-}
 
 /*
  * "KEY NUMBER\n" with KEY followed by one space and digits only (base 10
@@ -83,7 +75,7 @@ checkpoint_read(const char *path, struct checkpoint *ck, char *err, size_t errle
 			ck->seq = a;
 			have_seq = 1;
 		} else if (sscanf(line, "topic %511s", name) == 1 &&
-		    topic_chars_ok(name) &&
+		    topic_chars_ok(name, 0) &&
 		    parse_num(line + 6, name, 10, &a) == 0) {
 			if (ck->n_topics >= CHECKPOINT_MAX_TOPICS) {
 				snprintf(err, errlen, "%s: too many topics", path);
@@ -130,7 +122,7 @@ checkpoint_write(const char *path, const struct checkpoint *ck)
 
 	/* a name that is no topic would break the file's format */
 	for (i = 0; i < ck->n_topics; i++)
-		if (!topic_chars_ok(ck->topics[i].topic)) {
+		if (!topic_chars_ok(ck->topics[i].topic, 0)) {
 			errno = EINVAL;
 			return -1;
 		}

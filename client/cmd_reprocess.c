@@ -41,6 +41,7 @@
 #include "log.h"
 #include "record.h"
 #include "store.h"
+#include "util.h"
 
 #define CTL_BATCH		4096
 #define CTL_IDLE_MS		(10 * 60 * 1000)	/* no reply for this long: give up */
@@ -150,14 +151,6 @@ topic_ok(const struct sel *s, const Vmingest__Record *r)
 			return 1;
 	}
 	return 0;
-}
-
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 /* old seq -> the first seq reprocessed from it, for every record */
@@ -661,7 +654,7 @@ reprocess_sel(const char *prog, struct sel *s)
 			    prog, skipped);
 	}
 	if (s->range || s->quar)
-		qsort(s->seqs, s->n, sizeof(uint64_t), cmp_u64);
+		qsort(s->seqs, s->n, sizeof(uint64_t), util_cmp_u64);
 	snprintf(s->epoch, sizeof(s->epoch), "%016llx",
 	    (unsigned long long)store_epoch(st));
 	store_close(st);

@@ -396,8 +396,7 @@ cmd_sub(int argc, char **argv)
 		case O_EP: ep = optarg; break;
 		case O_REP: rep = optarg; break;
 		case O_TOPIC:
-			if (nt >= 64 || strlen(optarg) > 255 || strspn(optarg,
-			    "abcdefghijklmnopqrstuvwxyz0123456789_-.") != strlen(optarg)) {
+			if (nt >= 64 || !topic_chars_ok(optarg, 1)) {
 				fprintf(stderr, "vmingest sub: bad or too many --topic: "
 				    "%s\n", optarg);
 				return 2;

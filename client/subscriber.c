@@ -149,20 +149,6 @@ prefix_match(const struct vmi_sub *s, const char *topic)
 	return topic_prefix_match(topic, s->prefixes, s->n_prefixes);
 }
 
-/*
- * A topic or prefix as the daemon makes them ([a-z0-9_.-], under 256
- * bytes): anything else from the wire is malformed, and must never reach
- * the checkpoint file, whose format it could break.
- */
-static int
-topic_ok(const char *t, int empty_ok)
-{
-	size_t	 n = strlen(t);
-
-	return (n > 0 || empty_ok) && n < 256 &&
-	    strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_-.") == n;
-}
-
 static uint64_t
 known_get(const struct vmi_sub *s, const char *topic)
 {
@@ -292,7 +278,7 @@ vmi_sub_open(struct vmi_sub **out, const struct vmi_sub_opts *o, char *err,
 		return VMI_E_INVAL;
 	}
 	for (i = 0; i < o->n_prefixes; i++)
-		if (o->prefixes[i] == NULL || !topic_ok(o->prefixes[i], 1)) {
+		if (o->prefixes[i] == NULL || !topic_chars_ok(o->prefixes[i], 1)) {
 			snprintf(err, errlen, "bad topic prefix (a-z 0-9 _ - . and "
 			    "under 256 bytes): %.64s", o->prefixes[i] ?
 			    o->prefixes[i] : "(null)");
@@ -505,7 +491,7 @@ take_record(struct vmi_sub *s, const Vmingest__Envelope *env, const char *ftopic
 		return 0;
 	}
 	if ((rec = vmingest__record__unpack(NULL, zmq_msg_size(body),
-	    zmq_msg_data(body))) == NULL || !topic_ok(ftopic, 0)) {
+	    zmq_msg_data(body))) == NULL || !topic_chars_ok(ftopic, 0)) {
 		s->st.malformed++;
 		if (rec != NULL)
 			vmingest__record__free_unpacked(rec, NULL);
@@ -515,7 +501,8 @@ take_record(struct vmi_sub *s, const Vmingest__Envelope *env, const char *ftopic
 		const Vmingest__TopicSeq *t = rec->topics[i];
 		uint64_t k;
 
-		if (!topic_ok(t->topic, 0)) {
+		/* no daemon makes such a topic; it could break the checkpoint */
+		if (!topic_chars_ok(t->topic, 0)) {
 			s->st.malformed++;
 			vmingest__record__free_unpacked(rec, NULL);
 			return 0;
@@ -588,7 +575,7 @@ take_heartbeat(struct vmi_sub *s, const Vmingest__Envelope *env)
 	for (i = 0; i < env->n_heads; i++) {
 		const Vmingest__TopicHead *h = env->heads[i];
 
-		if (!topic_ok(h->topic, 0)) {
+		if (!topic_chars_ok(h->topic, 0)) {
 			s->st.malformed++;
 			continue;
 		}
@@ -701,7 +688,7 @@ handle_replay(struct vmi_sub *s, zmq_msg_t *f, int n, struct vmi_msg *msg)
 		for (i = 0; i < env->n_heads && !s->head_only; i++) {
 			const Vmingest__TopicHead *h = env->heads[i];
 
-			if (!topic_ok(h->topic, 0) || !prefix_match(s, h->topic))
+			if (!topic_chars_ok(h->topic, 0) || !prefix_match(s, h->topic))
 				continue;
 			if ((k = known_get(s, h->topic)) > 0 && h->topic_seq > k) {
 				if (ltopic == NULL) {
@@ -723,7 +710,7 @@ handle_replay(struct vmi_sub *s, zmq_msg_t *f, int n, struct vmi_msg *msg)
 			s->last_seq = env->seq;
 		s->dirty = 1;
 		for (i = 0; i < env->n_heads; i++)
-			if (topic_ok(env->heads[i]->topic, 0) &&
+			if (topic_chars_ok(env->heads[i]->topic, 0) &&
 			    prefix_match(s, env->heads[i]->topic))
 				known_set(s, env->heads[i]->topic,
 				    env->heads[i]->topic_seq);

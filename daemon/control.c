@@ -316,14 +316,6 @@ released(struct control *ctl, uint64_t seq, char *why, size_t whylen)
 	return found;
 }
 
-static int
-cmp_seq(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Reprocess one seq of client c's job. */
 static void
 do_one(struct client *c, uint64_t seq)
@@ -593,7 +585,7 @@ handle_request(struct client *c, const char *line, size_t len)
 		c->seqs[i] = (uint64_t)json_integer_value(v);
 	}
 	/* each seq once: "release 7 7" must not make two records */
-	qsort(c->seqs, c->nseqs, sizeof(uint64_t), cmp_seq);
+	qsort(c->seqs, c->nseqs, sizeof(uint64_t), util_cmp_u64);
 	for (i = 0, n = 0; i < c->nseqs; i++)
 		if (n == 0 || c->seqs[i] != c->seqs[n - 1])
 			c->seqs[n++] = c->seqs[i];

@@ -130,17 +130,6 @@ stream_clear(struct stream *s)
 	memset(s, 0, sizeof(*s));
 }
 
-/* A topic prefix: topic characters and dots, at most 255 bytes. */
-static int
-prefix_ok(const char *p)
-{
-	size_t	 n = strlen(p);
-
-	if (n > 255)
-		return 0;
-	return strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_-.") == n;
-}
-
 static int
 prefix_match(const struct stream *s, const char *topic)
 {
@@ -746,7 +735,7 @@ handle_request(struct replay *rp, const uint8_t *id, size_t idlen, int delim,
 	if (q->n_prefixes > REPLAY_MAX_PREFIXES)
 		bad = "too many prefixes";
 	for (i = 0; bad == NULL && i < q->n_prefixes; i++)
-		if (!prefix_ok(q->prefixes[i]))
+		if (!topic_chars_ok(q->prefixes[i], 1))
 			bad = "bad topic prefix";
 	if (bad == NULL && q->n_from_topic > REPLAY_MAX_FROM)
 		bad = "too many from_topic entries";

@@ -108,3 +108,20 @@ util_read_upto(int fd, size_t n, size_t *len)
 	*len = got;
 	return buf;
 }
+
+int
+topic_chars_ok(const char *t, int empty_ok)
+{
+	size_t	 n = strlen(t);
+
+	return (n > 0 || empty_ok) && n < 256 &&
+	    strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_-.") == n;
+}
+
+int
+util_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}

@@ -11,6 +11,9 @@
  *   topic_prefix_match
  *                  1 if topic starts with one of the n prefixes, or n is 0
  *                  (subscriptions and replay requests filter this way)
+ *   topic_chars_ok 1 if t has only the topic alphabet [a-z0-9_.-] and is
+ *                  under 256 bytes (empty only with empty_ok: a prefix)
+ *   util_cmp_u64   qsort comparison of uint64_t
  */
 #ifndef VMI_UTIL_H
 #define VMI_UTIL_H
@@ -26,5 +29,7 @@ void	*xrealloc(void *, size_t);
 char	*xstrdup(const char *);
 char	*util_read_upto(int fd, size_t n, size_t *len);
 int	 topic_prefix_match(const char *topic, char *const *prefixes, size_t n);
+int	 topic_chars_ok(const char *t, int empty_ok);
+int	 util_cmp_u64(const void *, const void *);
 
 #endif
