@@ -2,11 +2,16 @@
  * cmd_common.c - helpers shared by the CLI subcommands (cmd_common.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "cmd_common.h"
+#include "log.h"
 
 struct config *
 cli_load_config(const char *prog, const char *cfpath)
@@ -59,13 +64,20 @@ cli_parse_u64(const char *s, uint64_t *out)
 void
 cli_print_json(json_t *j)
 {
+	cli_fprint_json(stdout, j);
+}
+
+void
+cli_fprint_json(FILE *fp, json_t *j)
+{
 	char	*s = json_dumps(j, JSON_COMPACT);
 
-	if (s != NULL) {
-		fputs(s, stdout);
-		fputc('\n', stdout);
-		free(s);
-	}
+	/* a record line dropped for want of memory would go unnoticed */
+	if (s == NULL)
+		log_fatalx("json_dumps: out of memory");
+	fputs(s, fp);
+	fputc('\n', fp);
+	free(s);
 	json_decref(j);
 }
 
@@ -112,4 +124,69 @@ cli_recv_frames(void *sock, zmq_msg_t *f, int nmax)
 			n++;
 	}
 	return n;
+}
+
+static int
+write_all(int fd, const uint8_t *p, size_t n)
+{
+	ssize_t	 k;
+
+	while (n > 0) {
+		if ((k = write(fd, p, n)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/*
+ * Written under ".NAME.PID.tmp" in tdir (fsynced if sync), then renamed to
+ * NAME in ndir; the two may be one directory.  Syncing ndir after the
+ * rename is the caller's choice.  0, or -1 with errno (temp file removed).
+ */
+int
+cli_write_file(int tdir, int ndir, const char *name, const void *p, size_t n,
+    mode_t mode, int sync)
+{
+	char	 tmp[300];
+	int	 fd, e;
+
+	if (snprintf(tmp, sizeof(tmp), ".%s.%ld.tmp", name, (long)getpid()) >=
+	    (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = openat(tdir, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	    mode);
+	if (fd == -1)
+		return -1;
+	if (write_all(fd, p, n) == -1 || (sync && fsync(fd) == -1)) {
+		e = errno;
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) == -1 || renameat(tdir, tmp, ndir, name) == -1) {
+		e = errno;
+		goto fail;
+	}
+	return 0;
+fail:
+	unlinkat(tdir, tmp, 0);
+	errno = e;
+	return -1;
+}
+
+int
+cli_raw_matches(const Vmingest__Record *rec, const void *raw, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	return EVP_Digest(raw ? raw : "", len, md, &mdlen, EVP_sha256(),
+	    NULL) == 1 && rec->sha256.len == mdlen &&
+	    memcmp(md, rec->sha256.data, mdlen) == 0;
 }

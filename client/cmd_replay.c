@@ -49,7 +49,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <zmq.h>
 
 #include "cmd_common.h"
@@ -491,50 +490,6 @@ out_close(struct rout *w)
 	return rc;
 }
 
-static int
-write_all(int fd, const uint8_t *p, size_t n)
-{
-	ssize_t	 k;
-
-	while (n > 0) {
-		if ((k = write(fd, p, n)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-/* One whole file: written under tmpname in tdir, then renamed into ndir. */
-static int
-write_file(int tdir, int ndir, const char *name, const uint8_t *p, size_t n)
-{
-	char	 tmp[128];
-	int	 fd;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", name, (long)getpid()) >=
-	    (int)sizeof(tmp))
-		return -1;
-	fd = openat(tdir, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	    0600);
-	if (fd == -1)
-		return -1;
-	if (write_all(fd, p, n) == -1 || fsync(fd) == -1) {
-		close(fd);
-		unlinkat(tdir, tmp, 0);
-		return -1;
-	}
-	close(fd);
-	if (renameat(tdir, tmp, ndir, name) == -1) {
-		unlinkat(tdir, tmp, 0);
-		return -1;
-	}
-	return 0;
-}
-
 /* mboxrd body: quote /^>*From / lines; add a final newline if missing. */
 static int
 mbox_write(FILE *fp, uint64_t seq, int64_t recv_us, const uint8_t *p, size_t n)
@@ -669,7 +624,7 @@ emit(const struct ropts *o, struct rout *w, uint64_t seq,
 			    (unsigned long long)seq);
 			if (n < 0 || n >= (int)sizeof(name))
 				return -1;
-			return write_file(w->dirfd, w->dirfd, name, raw, len);
+			return cli_write_file(w->dirfd, w->dirfd, name, raw, len, 0600, 1);
 		}
 		if (len > 0 && fwrite(raw, 1, len, w->fp) != len)
 			return -1;
@@ -682,7 +637,7 @@ emit(const struct ropts *o, struct rout *w, uint64_t seq,
 		    (unsigned long long)seq);
 		if (n < 0 || n >= (int)sizeof(name))
 			return -1;
-		return write_file(w->tmpfd, w->newfd, name, raw, len);
+		return cli_write_file(w->tmpfd, w->newfd, name, raw, len, 0600, 1);
 	}
 	return -1;
 }
@@ -888,18 +843,6 @@ send_request(void *d, const Vmingest__ReplayRequest *q)
 	return rc;
 }
 
-/* Whether raw bytes from the wire are the ones the record describes. */
-static int
-raw_matches(const Vmingest__Record *rec, const uint8_t *raw, size_t len)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-
-	return EVP_Digest(raw ? raw : (const uint8_t *)"", len, md, &mdlen,
-	    EVP_sha256(), NULL) == 1 && rec->sha256.len == mdlen &&
-	    memcmp(md, rec->sha256.data, mdlen) == 0;
-}
-
 /*
  * The same selection through a daemon's replay service (docs/PROTOCOL.md
  * "Replay service"): one stream, credit batches answered with `more`,
@@ -1038,7 +981,7 @@ replay_remote(const struct ropts *o)
 						    (unsigned long long)env->seq);
 						missing++;
 					} else if (o->format != F_JSON &&
-					    !raw_matches(rec, raw, len)) {
+					    !cli_raw_matches(rec, raw, len)) {
 						fprintf(stderr, "vmingest replay: seq %llu: "
 						    "the raw bytes do not match the "
 						    "record's sha256\n",

@@ -139,17 +139,10 @@ cell(char *buf, size_t n, const char *s, size_t w)
 static void
 list_line(FILE *fp, const struct sopts *o, const Vmingest__Record *rec)
 {
-	char	 when[32], q[16], t[40], s[200], *js;
-	json_t	*j;
+	char	 when[32], q[16], t[40], s[200];
 
 	if (o->json) {
-		j = record_to_json(rec, 0);
-		js = json_dumps(j, JSON_COMPACT);
-		json_decref(j);
-		if (js == NULL)
-			log_fatal("json_dumps");
-		fprintf(fp, "%s\n", js);
-		free(js);
+		cli_fprint_json(fp, record_to_json(rec, 0));
 		return;
 	}
 	fmt_time(when, sizeof(when), rec->received_at_us);

@@ -25,7 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <zmq.h>
 
 #include "cmd_common.h"
@@ -141,6 +140,7 @@ struct raw_fetch {
 	void	*ctx, *d;
 	uint64_t req;		/* request_id of the last request */
 	uint64_t missing;	/* records whose raw bytes retention removed */
+	int	 dfd;		/* the --raw-dir directory, -1: not open yet */
 };
 
 #define RAW_WAIT_MS	10000	/* for the reply to one request */
@@ -153,59 +153,29 @@ raw_fetch_close(struct raw_fetch *rf)
 	if (rf->ctx != NULL)
 		zmq_ctx_term(rf->ctx);
 	rf->d = rf->ctx = NULL;
+	if (rf->dfd != -1)
+		close(rf->dfd);
+	rf->dfd = -1;
 }
 
-/* Write buf to dir/SEQ.eml through a temp file (fsynced if durable). */
+/*
+ * dir/SEQ.eml through a temp file; with --checkpoint (durable) the file
+ * and the directory are fsynced: it must outlive a crash before the
+ * position moves past it.
+ */
 static int
-raw_write(const char *dir, uint64_t seq, const void *buf, size_t len, int durable)
+raw_write(struct raw_fetch *rf, const char *dir, uint64_t seq, const void *buf,
+    size_t len, int durable)
 {
-	char	 tmp[4096], path[4096];
-	const char *p = buf;
-	ssize_t	 w;
-	int	 fd, dfd, e;
+	char	 name[32];
 
-	if (snprintf(tmp, sizeof(tmp), "%s/.%llu.eml.tmp", dir,
-	    (unsigned long long)seq) >= (int)sizeof(tmp) ||
-	    snprintf(path, sizeof(path), "%s/%llu.eml", dir,
-	    (unsigned long long)seq) >= (int)sizeof(path)) {
-		errno = ENAMETOOLONG;
+	if (rf->dfd == -1 &&
+	    (rf->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		return -1;
-	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-	    0644)) == -1)
+	snprintf(name, sizeof(name), "%llu.eml", (unsigned long long)seq);
+	if (cli_write_file(rf->dfd, rf->dfd, name, buf, len, 0644, durable) == -1)
 		return -1;
-	while (len > 0) {
-		if ((w = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			goto fail;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	if ((durable && fsync(fd) == -1) || close(fd) == -1) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) == -1)
-		goto fail;
-	/* with --checkpoint the file must outlive a crash before the position */
-	if (durable) {
-		if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-			return -1;
-		e = fsync(dfd);
-		close(dfd);
-		return e;
-	}
-	return 0;
-fail:
-	e = errno;
-	if (fd != -1)
-		close(fd);
-	unlink(tmp);
-	errno = e;
-	return -1;
+	return durable ? fsync(rf->dfd) : 0;
 }
 
 /*
@@ -218,8 +188,6 @@ fetch_raw(struct raw_fetch *rf, const struct vmi_sub_opts *so,
 {
 	Vmingest__ReplayRequest q = VMINGEST__REPLAY_REQUEST__INIT;
 	Vmingest__Envelope *env;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
 	zmq_msg_t f[4];
 	zmq_pollitem_t it;
 	uint8_t	 buf[256];
@@ -301,11 +269,9 @@ fetch_raw(struct raw_fetch *rf, const struct vmi_sub_opts *so,
 				    (unsigned long long)m->seq,
 				    (unsigned long long)m->seq);
 				rc = 1;
-			} else if (EVP_Digest(raw, rlen, md, &mdlen, EVP_sha256(),
-			    NULL) != 1 || m->rec->sha256.len != mdlen ||
-			    memcmp(md, m->rec->sha256.data, mdlen) != 0)
+			} else if (!cli_raw_matches(m->rec, raw, rlen))
 				why = "the bytes do not match the record's sha256";
-			else if (raw_write(dir, m->seq, raw, rlen, durable) != 0)
+			else if (raw_write(rf, dir, m->seq, raw, rlen, durable) != 0)
 				fprintf(stderr, "vmingest sub: %s/%llu.eml: %s\n", dir,
 				    (unsigned long long)m->seq, strerror(errno));
 			else
@@ -388,6 +354,7 @@ cmd_sub(int argc, char **argv)
 
 	memset(&so, 0, sizeof(so));
 	memset(&rf, 0, sizeof(rf));
+	rf.dfd = -1;
 	so.from = VMI_FROM_NOW;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:h", lo, NULL)) != -1) {
