@@ -464,6 +464,17 @@ job_free(struct job *j)
 	free(j);
 }
 
+static void
+job_free_list(struct job *j)
+{
+	struct job *next;
+
+	for (; j != NULL; j = next) {
+		next = j->next;
+		job_free(j);
+	}
+}
+
 /* ---- queues ---- */
 
 static int
@@ -761,7 +772,6 @@ static int
 add_job(struct store_txn *t, struct job *j, size_t record_bytes)
 {
 	const uint8_t *raw = j->raw ? j->raw : (const uint8_t *)"";
-
 	/* by_name under the name as read: what store_find_name looks up */
 	const char *name = j->kind == JOB_INJECT ? NULL : j->name;
 	int	 rc;
@@ -1026,6 +1036,23 @@ committer_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Put the n jobs head..tail back at the front of the batch list, in
+ * order (a refused batch, or the set-aside ones), to be tried one at a
+ * time.
+ */
+static void
+batch_prepend(struct ingest *ing, struct job *head, struct job *tail, unsigned n)
+{
+	tail->next = ing->bhead;
+	if (ing->bhead == NULL)
+		ing->btail = tail;
+	ing->bhead = head;
+	ing->bn += n;
+	ing->boldest_us = head->t_queued;
+	ing->batch_limit = 1;
+}
+
 /* Hand the first batch_limit jobs of the batch list to the committer. */
 static void
 commit_start(struct ingest *ing)
@@ -1099,13 +1126,7 @@ commit_end(struct ingest *ing, int wait)
 		 */
 		for (last = list; last->next != NULL; last = last->next)
 			;
-		last->next = ing->bhead;
-		if (ing->bhead == NULL)
-			ing->btail = last;
-		ing->bhead = list;
-		ing->bn += n;
-		ing->boldest_us = list->t_queued;
-		ing->batch_limit = 1;
+		batch_prepend(ing, list, last, n);
 		if (rc != STORE_E_FULL && rc != STORE_E_NOSPC)
 			log_warnx("commit failed: %s; trying its %u file(s) one at "
 			    "a time", store_strerror(rc), n);
@@ -1179,15 +1200,9 @@ retry_deferred(struct ingest *ing, int64_t now)
 {
 	if (ing->dn == 0 || ing->cbusy || now < ing->dretry_us)
 		return;
-	ing->dtail->next = ing->bhead;
-	if (ing->bhead == NULL)
-		ing->btail = ing->dtail;
-	ing->bhead = ing->dhead;
-	ing->bn += ing->dn;
-	ing->boldest_us = ing->dhead->t_queued;
+	batch_prepend(ing, ing->dhead, ing->dtail, ing->dn);
 	ing->dhead = ing->dtail = NULL;
 	ing->dn = 0;
-	ing->batch_limit = 1;
 }
 
 /* Whether the loop should hand a batch over now. */
@@ -1823,7 +1838,6 @@ ingest_run(struct ingest *ing)
 void
 ingest_free(struct ingest *ing)
 {
-	struct job *j, *next;
 	size_t	 qi;
 
 	if (ing == NULL)
@@ -1836,10 +1850,7 @@ ingest_free(struct ingest *ing)
 		pthread_mutex_lock(&ing->cmu);
 		while (ing->cbusy && !ing->cdone)
 			pthread_cond_wait(&ing->ccv, &ing->cmu);
-		for (j = ing->chead; j != NULL; j = next) {
-			next = j->next;
-			job_free(j);
-		}
+		job_free_list(ing->chead);
 		ing->chead = NULL;
 		ing->cbusy = 0;
 		ing->cstop = 1;
@@ -1848,14 +1859,8 @@ ingest_free(struct ingest *ing)
 		pthread_join(ing->cthr, NULL);
 		ing->cstarted = 0;
 	}
-	for (j = ing->bhead; j != NULL; j = next) {
-		next = j->next;
-		job_free(j);
-	}
-	for (j = ing->dhead; j != NULL; j = next) {
-		next = j->next;
-		job_free(j);
-	}
+	job_free_list(ing->bhead);
+	job_free_list(ing->dhead);
 	for (qi = 0; qi < ing->nq; qi++) {
 		if (ing->q[qi].name == NULL)
 			continue;
