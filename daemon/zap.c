@@ -101,6 +101,63 @@ zap_read_key(const char *path, char key[ZAP_KEY_LEN + 1])
 }
 
 /*
+ * Call fn for every regular file of the keys directory whose name does
+ * not start with a dot, with its path and stat; fn returns nonzero to
+ * stop.  -1 if the directory cannot be read.
+ */
+static int
+key_files(const char *dir, int (*fn)(const char *, const char *,
+    const struct stat *, void *), void *arg)
+{
+	struct stat sb;
+	struct dirent *de;
+	char	 path[4096];
+	DIR	*d;
+	int	 w;
+
+	if ((d = opendir(dir)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		w = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (w < 0 || (size_t)w >= sizeof(path) || stat(path, &sb) == -1 ||
+		    !S_ISREG(sb.st_mode))
+			continue;
+		if (fn(path, de->d_name, &sb, arg) != 0)
+			break;
+	}
+	closedir(d);
+	return 0;
+}
+
+struct sig_arg {
+	time_t	 now;
+	uint64_t h;
+	int	 fresh;
+};
+
+static int
+sig_file(const char *path, const char *name, const struct stat *sb, void *arg)
+{
+	struct sig_arg *a = arg;
+	uint64_t f = 1469598103934665603ULL;	/* FNV-1a over the name */
+	const char *c;
+
+	for (c = name; *c; c++)
+		f = (f ^ (uint8_t)*c) * 1099511628211ULL;
+	f ^= (uint64_t)sb->st_ino * 0x9e3779b97f4a7c15ULL;
+	f = (f ^ (uint64_t)sb->st_size) * 1099511628211ULL;
+	f = (f ^ (uint64_t)sb->st_mtim.tv_sec) * 1099511628211ULL;
+	f = (f ^ (uint64_t)sb->st_mtim.tv_nsec) * 1099511628211ULL;
+	f = (f ^ (uint64_t)sb->st_ctim.tv_nsec) * 1099511628211ULL;
+	a->h += f;		/* order-independent: readdir's order may vary */
+	if (sb->st_mtim.tv_sec >= a->now - 2 || sb->st_ctim.tv_sec >= a->now - 2)
+		a->fresh = 1;
+	return 0;
+}
+
+/*
  * What the keys directory holds now, as one number: a hash over every
  * regular file's name, inode, size, mtime and ctime, and the directory's
  * own times.  Computed with stat(2) only, before each handshake; the keys
@@ -112,46 +169,39 @@ zap_read_key(const char *path, char key[ZAP_KEY_LEN + 1])
 static int
 dir_signature(const char *dir, uint64_t *sig, int *fresh)
 {
+	struct sig_arg a = { time(NULL), 0, 0 };
 	struct stat sb;
-	struct dirent *de;
-	char	 path[4096];
-	time_t	 now = time(NULL);
-	uint64_t h = 0;
-	DIR	*d;
 
-	*fresh = 0;
-	if ((d = opendir(dir)) == NULL)
+	if (stat(dir, &sb) == -1)
 		return -1;
-	if (fstat(dirfd(d), &sb) == 0) {
-		h ^= (uint64_t)sb.st_mtim.tv_sec * 1000000007u ^ (uint64_t)sb.st_mtim.tv_nsec;
-		if (sb.st_mtim.tv_sec >= now - 2 || sb.st_ctim.tv_sec >= now - 2)
-			*fresh = 1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		uint64_t f = 1469598103934665603ULL;	/* FNV-1a over the name */
-		const char *c;
-		int	 w;
-
-		if (de->d_name[0] == '.')
-			continue;
-		w = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (w < 0 || (size_t)w >= sizeof(path) || stat(path, &sb) == -1 ||
-		    !S_ISREG(sb.st_mode))
-			continue;
-		for (c = de->d_name; *c; c++)
-			f = (f ^ (uint8_t)*c) * 1099511628211ULL;
-		f ^= (uint64_t)sb.st_ino * 0x9e3779b97f4a7c15ULL;
-		f = (f ^ (uint64_t)sb.st_size) * 1099511628211ULL;
-		f = (f ^ (uint64_t)sb.st_mtim.tv_sec) * 1099511628211ULL;
-		f = (f ^ (uint64_t)sb.st_mtim.tv_nsec) * 1099511628211ULL;
-		f = (f ^ (uint64_t)sb.st_ctim.tv_nsec) * 1099511628211ULL;
-		h += f;		/* order-independent: readdir's order may vary */
-		if (sb.st_mtim.tv_sec >= now - 2 || sb.st_ctim.tv_sec >= now - 2)
-			*fresh = 1;
-	}
-	closedir(d);
-	*sig = h;
+	a.h = (uint64_t)sb.st_mtim.tv_sec * 1000000007u ^ (uint64_t)sb.st_mtim.tv_nsec;
+	if (sb.st_mtim.tv_sec >= a.now - 2 || sb.st_ctim.tv_sec >= a.now - 2)
+		a.fresh = 1;
+	if (key_files(dir, sig_file, &a) == -1)
+		return -1;
+	*sig = a.h;
+	*fresh = a.fresh;
 	return 0;
+}
+
+struct keys_arg {
+	uint8_t	(*keys)[32];
+	size_t	 n;
+};
+
+static int
+read_key_file(const char *path, const char *name, const struct stat *sb,
+    void *arg)
+{
+	struct keys_arg *a = arg;
+	char	 key[ZAP_KEY_LEN + 1];
+
+	if (zap_read_key(path, key) != 0) {
+		log_warnx("zap: %s: not a Z85 public key file, skipped", path);
+		return 0;
+	}
+	zmq_z85_decode(a->keys[a->n++], key);
+	return a->n == ZAP_MAX_KEYS;
 }
 
 /*
@@ -162,14 +212,9 @@ dir_signature(const char *dir, uint64_t *sig, int *fresh)
 static void
 load_keys(struct zap *z, int force)
 {
-	struct stat sb;
-	struct dirent *de;
-	uint8_t	(*keys)[32] = NULL;
-	size_t	 n = 0;
-	char	 path[4096], key[ZAP_KEY_LEN + 1];
+	struct keys_arg a = { NULL, 0 };
 	uint64_t sig;
 	int	 fresh;
-	DIR	*d;
 
 	if (dir_signature(z->dir, &sig, &fresh) == -1) {
 		if (z->n_keys > 0 || !z->dir_gone)
@@ -185,37 +230,21 @@ load_keys(struct zap *z, int force)
 	/* the signature is taken before the read: a change during it shows */
 	z->sig = sig;
 	z->have_sig = !fresh;
-	if ((d = opendir(z->dir)) == NULL) {
+	if ((a.keys = calloc(ZAP_MAX_KEYS, 32)) == NULL)
+		log_fatal("calloc");
+	if (key_files(z->dir, read_key_file, &a) == -1) {
 		log_warn("zap: opendir %s: admitting no key", z->dir);
+		free(a.keys);
 		z->n_keys = 0;
 		z->have_sig = 0;
 		return;
 	}
-	if ((keys = calloc(ZAP_MAX_KEYS, 32)) == NULL)
-		log_fatal("calloc");
-	while ((de = readdir(d)) != NULL && n < ZAP_MAX_KEYS) {
-		int	 w;
-
-		if (de->d_name[0] == '.')
-			continue;
-		w = snprintf(path, sizeof(path), "%s/%s", z->dir, de->d_name);
-		if (w < 0 || (size_t)w >= sizeof(path))
-			continue;
-		if (stat(path, &sb) == -1 || !S_ISREG(sb.st_mode))
-			continue;
-		if (zap_read_key(path, key) != 0) {
-			log_warnx("zap: %s: not a Z85 public key file, skipped", path);
-			continue;
-		}
-		zmq_z85_decode(keys[n++], key);
-	}
-	closedir(d);
-	if (force || n != z->n_keys || z->keys == NULL ||
-	    memcmp(keys, z->keys, n * 32) != 0)
-		log_notice("zap: %zu authorized key(s) from %s", n, z->dir);
+	if (force || a.n != z->n_keys || z->keys == NULL ||
+	    memcmp(a.keys, z->keys, a.n * 32) != 0)
+		log_notice("zap: %zu authorized key(s) from %s", a.n, z->dir);
 	free(z->keys);
-	z->keys = keys;
-	z->n_keys = n;
+	z->keys = a.keys;
+	z->n_keys = a.n;
 }
 
 static int
