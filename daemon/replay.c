@@ -559,18 +559,13 @@ serve_batch(struct replay *rp, struct stream *s)
 		s->next_seq = seq + 1;
 	}
 	store_cursor_close(c);
-	if (cerr != 0) {
-		/* a read error is not the end of the log */
-		send_error(rp, s->id, s->idlen, s->delim, s->request_id,
-		    store_strerror(cerr));
-		store_rreset(rp->r);
-		count(rp, 0, sent, 0);
-		stream_clear(s);
-		return;
-	}
-	if (gone) {
-		log_info("replay: request=%llu action=drop reason=peer-gone",
-		    (unsigned long long)s->request_id);
+	if (cerr != 0 || gone) {
+		if (cerr != 0)	/* a read error is not the end of the log */
+			send_error(rp, s->id, s->idlen, s->delim, s->request_id,
+			    store_strerror(cerr));
+		else
+			log_info("replay: request=%llu action=drop "
+			    "reason=peer-gone", (unsigned long long)s->request_id);
 		store_rreset(rp->r);
 		count(rp, 0, sent, 0);
 		stream_clear(s);
