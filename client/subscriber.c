@@ -459,16 +459,35 @@ deliver(struct vmi_sub *s, struct vmi_msg *msg)
 	s->since_ck++;
 }
 
-/* Say what was lost (the first topic names it), count it. */
+/* Records found missing from the log: the first range is named. */
+struct loss {
+	const char *topic;
+	uint64_t from, to, total;
+};
+
 static void
-note_lost(struct vmi_sub *s, const char *topic, uint64_t from, uint64_t to,
-    uint64_t total, const char *how)
+loss_add(struct loss *l, const char *topic, uint64_t from, uint64_t to)
 {
-	s->st.lost += total;
+	if (l->topic == NULL) {
+		l->topic = topic;
+		l->from = from;
+		l->to = to;
+	}
+	l->total += to - from + 1;
+}
+
+/* Say what was lost, count it; VMI_E_LOST, or VMI_OK if nothing was. */
+static int
+note_lost(struct vmi_sub *s, const struct loss *l, const char *how)
+{
+	if (l->total == 0)
+		return VMI_OK;
+	s->st.lost += l->total;
 	snprintf(s->error, sizeof(s->error), "%llu record(s) no longer in the "
 	    "log (removed by retention before they were delivered), first "
-	    "topic %s topic_seq %llu-%llu%s", (unsigned long long)total, topic,
-	    (unsigned long long)from, (unsigned long long)to, how);
+	    "topic %s topic_seq %llu-%llu%s", (unsigned long long)l->total,
+	    l->topic, (unsigned long long)l->from, (unsigned long long)l->to, how);
+	return VMI_E_LOST;
 }
 
 /*
@@ -481,8 +500,7 @@ take_record(struct vmi_sub *s, const Vmingest__Envelope *env, const char *ftopic
     zmq_msg_t *body, int replayed, struct vmi_msg *msg)
 {
 	Vmingest__Record *rec;
-	const char *ltopic = NULL;
-	uint64_t lfrom = 0, lto = 0, lost = 0;
+	struct loss l = { NULL, 0, 0, 0 };
 	size_t	 i;
 	int	 any = 0, fresh = 0, gap = 0;
 
@@ -516,15 +534,8 @@ take_record(struct vmi_sub *s, const Vmingest__Envelope *env, const char *ftopic
 		if (t->topic_seq > k + 1) {
 			if (!replayed)
 				gap = 1;
-			else if (k > 0) {
-				/* the log itself jumps: removed by retention */
-				if (ltopic == NULL) {
-					ltopic = t->topic;
-					lfrom = k + 1;
-					lto = t->topic_seq - 1;
-				}
-				lost += t->topic_seq - 1 - k;
-			}
+			else if (k > 0)	/* the log itself jumps: retention */
+				loss_add(&l, t->topic, k + 1, t->topic_seq - 1);
 		}
 	}
 	if (gap) {
@@ -548,8 +559,7 @@ take_record(struct vmi_sub *s, const Vmingest__Envelope *env, const char *ftopic
 	msg->topic_seq = env->topic_seq;
 	msg->replayed = replayed;
 	msg->sent_at_us = env->sent_at_us;
-	if (lost > 0) {
-		note_lost(s, ltopic, lfrom, lto, lost, "");
+	if (note_lost(s, &l, "") != VMI_OK) {
 		s->held = *msg;
 		s->have_held = 1;
 		memset(msg, 0, sizeof(*msg));
@@ -644,8 +654,8 @@ static int
 handle_replay(struct vmi_sub *s, zmq_msg_t *f, int n, struct vmi_msg *msg)
 {
 	Vmingest__Envelope *env;
-	const char *ltopic = NULL;
-	uint64_t lfrom = 0, lto = 0, lost = 0, k;
+	struct loss l = { NULL, 0, 0, 0 };
+	uint64_t k;
 	char	 topic[256];
 	size_t	 i, tl;
 	int	 rc = 0;
@@ -690,20 +700,10 @@ handle_replay(struct vmi_sub *s, zmq_msg_t *f, int n, struct vmi_msg *msg)
 
 			if (!topic_chars_ok(h->topic, 0) || !prefix_match(s, h->topic))
 				continue;
-			if ((k = known_get(s, h->topic)) > 0 && h->topic_seq > k) {
-				if (ltopic == NULL) {
-					ltopic = h->topic;
-					lfrom = k + 1;
-					lto = h->topic_seq;
-				}
-				lost += h->topic_seq - k;
-			}
+			if ((k = known_get(s, h->topic)) > 0 && h->topic_seq > k)
+				loss_add(&l, h->topic, k + 1, h->topic_seq);
 		}
-		if (lost > 0) {
-			note_lost(s, ltopic, lfrom, lto, lost, " (the newest of "
-			    "their topics)");
-			rc = VMI_E_LOST;
-		}
+		rc = note_lost(s, &l, " (the newest of their topics)");
 		if (env->seq > s->safe_seq)
 			s->safe_seq = env->seq;
 		if (env->seq > s->last_seq)
@@ -789,7 +789,7 @@ maybe_checkpoint(struct vmi_sub *s, int force)
 	if (!force && s->since_ck < s->checkpoint_every)
 		return VMI_OK;
 	now = util_mono_us() / 1000;
-	if (s->ck_failed && now - s->ck_ms < SUB_CKPT_RETRY_MS)
+	if (s->ck_failed && now - s->ck_ms < ck_interval(s))
 		return VMI_OK;
 	if (vmi_sub_checkpoint(s) == VMI_OK)
 		return VMI_OK;
