@@ -598,6 +598,16 @@ topic_key(uint8_t buf[TOPIC_KEY_MAX], const char *topic, uint64_t ts, MDB_val *k
 	return 0;
 }
 
+/* by_time's key: received_at_us, seq (both big-endian). */
+static void
+time_key(uint8_t buf[16], uint64_t us, uint64_t seq, MDB_val *k)
+{
+	be64(buf, us);
+	be64(buf + 8, seq);
+	k->mv_size = 16;
+	k->mv_data = buf;
+}
+
 int
 store_find_name(struct store_txn *t, const char *queue, const char *name,
     uint64_t *seq, uint8_t sha[32])
@@ -796,10 +806,7 @@ store_add_named(struct store_txn *t, Vmingest__Record *rec, const char *name,
 			goto fail;
 		}
 	}
-	be64(tk, (uint64_t)rec->received_at_us);
-	be64(tk + 8, rec->seq);
-	k.mv_size = sizeof(tk);
-	k.mv_data = tk;
+	time_key(tk, (uint64_t)rec->received_at_us, rec->seq, &k);
 	v.mv_size = 0;
 	v.mv_data = (void *)"";
 	if ((rc = mdb_put(t->txn, st->by_time, &k, &v, 0)) != 0) {
@@ -1099,11 +1106,10 @@ store_time_seek(struct store_rtxn *r, int64_t us, uint64_t *seq)
 {
 	uint8_t	 key[16];
 	MDB_cursor *c;
-	MDB_val	 k = { sizeof(key), key }, v;
+	MDB_val	 k, v;
 	int	 rc;
 
-	be64(key, (uint64_t)(us < 0 ? 0 : us));
-	be64(key + 8, 0);
+	time_key(key, (uint64_t)(us < 0 ? 0 : us), 0, &k);
 	if ((rc = mdb_cursor_open(r->txn, r->st->by_time, &c)) != 0)
 		return maperr(rc, "cursor");
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
@@ -1158,10 +1164,7 @@ unindex(struct store_txn *t, const Vmingest__Record *rec, uint64_t seq)
 		if ((rc = del_ok(mdb_del(t->txn, st->by_topic, &k, NULL))) != 0)
 			return rc;
 	}
-	be64(key, (uint64_t)rec->received_at_us);
-	be64(key + 8, seq);
-	k.mv_size = 16;
-	k.mv_data = key;
+	time_key(key, (uint64_t)rec->received_at_us, seq, &k);
 	if ((rc = del_ok(mdb_del(t->txn, st->by_time, &k, NULL))) != 0)
 		return rc;
 	/*
