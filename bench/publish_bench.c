@@ -240,16 +240,33 @@ base_sub(void *arg)
 	return NULL;
 }
 
+/* n messages of the daemon's three frames (topic, ~40-byte envelope, body). */
+static void
+send_frames(void *pub, long n, long size)
+{
+	char	*body, env[40];
+	long	 i;
+
+	if ((body = calloc(1, (size_t)size)) == NULL)
+		exit(1);
+	memset(env, 'e', sizeof(env));
+	for (i = 0; i < n; i++) {
+		zmq_send(pub, "bench.data", 10, ZMQ_SNDMORE);
+		zmq_send(pub, env, sizeof(env), ZMQ_SNDMORE);
+		zmq_send(pub, body, (size_t)size, 0);
+	}
+	free(body);
+}
+
 static int
 baseline(long n, long size)
 {
 	struct base_arg a;
 	pthread_t thr;
 	void	*pub;
-	char	*body, env[40], ev[64];
+	char	 ev[64];
 	size_t	 len = sizeof(a.ep);
 	int	 zero = 0;
-	long	 i;
 
 	memset(&a, 0, sizeof(a));
 	a.ctx = zmq_ctx_new();
@@ -260,18 +277,11 @@ baseline(long n, long size)
 	zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, a.ep, &len);
 	pthread_create(&thr, NULL, base_sub, &a);
 	zmq_recv(pub, ev, sizeof(ev), 0);	/* the subscription arrived */
-	body = calloc(1, (size_t)size);
-	memset(env, 'e', sizeof(env));
-	for (i = 0; i < n; i++) {
-		zmq_send(pub, "bench.data", 10, ZMQ_SNDMORE);
-		zmq_send(pub, env, sizeof(env), ZMQ_SNDMORE);
-		zmq_send(pub, body, (size_t)size, 0);
-	}
+	send_frames(pub, n, size);
 	pthread_join(thr, NULL);
 	printf("{\"records\": %ld, \"seconds\": %.3f, \"records_per_s\": %.0f, "
 	    "\"mb_per_s\": %.1f}\n", n, a.sec, (double)(n - 1) / a.sec,
 	    (double)n * (double)size / a.sec / 1e6);
-	free(body);
 	zmq_close(pub);
 	zmq_ctx_term(a.ctx);
 	return 0;
@@ -597,12 +607,13 @@ proc_cpu_ns(long pid)
 	return proc_cpu_ns_of(pid, NULL);
 }
 
+/* CPU time of this thread or process (clock id), ns. */
 static int64_t
-thread_cpu_ns(void)
+clock_ns(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	clock_gettime(id, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -657,7 +668,7 @@ ingest(const char *pub, const char *rep, const char *md, const char *storedir,
 		p0 = proc_cpu_ns_of(dpid, publishing_thread);
 	}
 	s0 = proc_cpu_ns((long)getpid());
-	m0 = thread_cpu_ns();
+	m0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	t0 = mono_us();
 	for (i = 0; i < count; i++) {
 		snprintf(path, sizeof(path), "%s/tmp/pb%ld.%ld", md, (long)getpid(),
@@ -685,7 +696,7 @@ ingest(const char *pub, const char *rep, const char *md, const char *storedir,
 		p1 = proc_cpu_ns_of(dpid, publishing_thread);
 	}
 	s1 = proc_cpu_ns((long)getpid());
-	m1 = thread_cpu_ns();
+	m1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	stop_subs(ls, nsubs);
 	for (k = 0; k < nsubs; k++)
 		if (mingot < 0 || ls[k].got < mingot)
@@ -719,14 +730,12 @@ ingest(const char *pub, const char *rep, const char *md, const char *storedir,
 static int
 fanout(int nsubs, long n, long size)
 {
-	char	 ep[256], ev[64], env[40], *body;
+	char	 ep[256], ev[64];
 	size_t	 len = sizeof(ep);
 	void	*ctx, *pub;
 	int	 zero = 0, one = 1, k, st, bad = 0;
 	int64_t	 c0, c1, t0, t1;
 	pid_t	 pid;
-	long	 i;
-	struct timespec ts;
 
 	ctx = zmq_ctx_new();
 	pub = zmq_socket(ctx, ZMQ_XPUB);
@@ -764,27 +773,18 @@ fanout(int nsubs, long n, long size)
 	}
 	for (k = 0; k < nsubs; k++)
 		zmq_recv(pub, ev, sizeof(ev), 0);	/* every subscription arrived */
-	body = calloc(1, (size_t)size);
-	memset(env, 'e', sizeof(env));
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	c0 = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	c0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 	t0 = mono_us();
-	for (i = 0; i < n; i++) {
-		zmq_send(pub, "bench.data", 10, ZMQ_SNDMORE);
-		zmq_send(pub, env, sizeof(env), ZMQ_SNDMORE);
-		zmq_send(pub, body, (size_t)size, 0);
-	}
+	send_frames(pub, n, size);
 	while (wait(&st) > 0)
 		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 			bad++;
 	t1 = mono_us();
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	c1 = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	c1 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 	printf("{\"subscribers\": %d, \"messages\": %ld, \"body_bytes\": %ld, "
 	    "\"sender_cpu_us_per_msg\": %.2f, \"seconds\": %.3f, "
 	    "\"incomplete_subscribers\": %d}\n", nsubs, n, size,
 	    (double)(c1 - c0) / 1e3 / (double)n, (double)(t1 - t0) / 1e6, bad);
-	free(body);
 	zmq_close(pub);
 	zmq_ctx_term(ctx);
 	return bad ? 1 : 0;
